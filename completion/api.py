@@ -1,0 +1,48 @@
+"""The completion engine's public types: what goes in, what comes out.
+
+This layer knows nothing of LSP: positions are 0-based lines and columns counted
+in code points (Python string indices); the server converts from UTF-16/UTF-8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class CompletionError(Exception):
+    """A request the engine cannot serve; the message is meant for the user."""
+
+
+class InvalidPosition(CompletionError):
+    pass
+
+
+@dataclass
+class CompletionSettings:
+    latency_budget_ms: float = 150.0  # time for context encode + all denoising steps
+    max_lines: int = 1  # 1: single-line completions; more lets block bodies through
+    prefix_tokens: int = 320  # context window before the cursor
+    suffix_tokens: int = 128  # after the cursor: diffusion sees it all at once
+    span_len: int | None = None  # tokens in the hole; None lets the engine choose
+    steps: int | None = None  # denoising steps; None chooses them from the budget
+    min_confidence: float = 0.9  # commit every masked token above this in a step
+    enabled_languages: list[str] = field(default_factory=lambda: ["*"])
+
+
+@dataclass
+class CompletionRequest:
+    text: str
+    line: int  # 0-based
+    column: int  # 0-based, code points
+    language: str = "python"
+
+
+@dataclass
+class Completion:
+    text: str  # to insert at the cursor ("" means no suggestion)
+    latency_ms: float = 0.0
+    steps: int = 0  # denoising steps taken
+    forward_passes: int = 0  # encoder + denoiser calls
+    span_len: int = 0
+    final: bool = True  # False for an intermediate draft
+    from_cache: bool = False

@@ -1,0 +1,33 @@
+"""The infilling layout: causal context, then a span of MASK tokens.
+
+    <PRE> prefix <SUF> suffix <MID> | MASK x S
+
+The same order as training (both stages), so the context's keys and values are
+exactly the autoregressive cache.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runtime.tokenizer import Tokenizer
+
+SPAN_BUCKETS = (8, 16, 32, 64)
+
+
+def context_ids(tok: Tokenizer, prefix_ids: list[int], suffix_ids: list[int]) -> np.ndarray:
+    """(1, T) int64 context ending with <MID>."""
+    return np.array([[tok.prefix_id, *prefix_ids, tok.suffix_id, *suffix_ids, tok.middle_id]], dtype=np.int64)
+
+
+def masked_span(tok: Tokenizer, span_len: int, batch: int = 1) -> np.ndarray:
+    """(batch, span_len) int64 of MASK tokens."""
+    return np.full((batch, span_len), tok.mask_id, dtype=np.int64)
+
+
+def bucket_for(n_tokens: int) -> int:
+    """Smallest span bucket holding n_tokens (the largest if none does)."""
+    for b in SPAN_BUCKETS:
+        if n_tokens <= b:
+            return b
+    return SPAN_BUCKETS[-1]

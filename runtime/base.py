@@ -1,0 +1,68 @@
+"""The one small interface every denoiser backend implements.
+
+A request encodes its context once (`encode_context`, causal, giving the keys and
+values of every layer and the logits of the first span token) and then runs a few
+denoising steps over the span (`denoise_span`), each attending to that cache.
+Arrays cross this boundary as numpy so `completion/` never sees a framework.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class ModelFileError(Exception):
+    """A model file is missing or unreadable; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the engine needs to know about a network, read from config.json."""
+
+    vocab_size: int
+    n_layer: int
+    n_head: int
+    d_model: int
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    @classmethod
+    def from_file(cls, path: Path) -> ModelInfo:
+        if not path.is_file():
+            raise ModelFileError(f"model config not found: {path}")
+        try:
+            d = json.loads(path.read_text())
+            return cls(vocab_size=int(d["vocab_size"]), n_layer=int(d["n_layer"]),
+                       n_head=int(d["n_head"]), d_model=int(d["d_model"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"corrupt model config {path}: {exc}") from exc
+
+
+@dataclass
+class ContextState:
+    """A request's encoded context: backend-native keys/values and first-token logits."""
+
+    kv: Any  # (n_layer, 2, 1, n_head, T, head_dim) in the backend's own array type
+    first_logits: np.ndarray  # (vocab,) float32: logits of span token 0
+    length: int  # context tokens T
+
+
+class DenoiserBackend(Protocol):
+    name: str
+    info: ModelInfo
+
+    def encode_context(self, ids: np.ndarray) -> ContextState:
+        """ids: (1, T) int64 ending with <MID>."""
+        ...
+
+    def denoise_span(self, span_ids: np.ndarray, state: ContextState) -> np.ndarray:
+        """span_ids: (B, S) int64. Returns (B, S, vocab) float32 logits where row j
+        predicts span token j + 1."""
+        ...

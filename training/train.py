@@ -1,0 +1,223 @@
+"""Train the denoiser: stage 1 autoregressive FIM, stage 2 masked-diffusion infilling.
+
+    python -m training.train --stage ar --out runs/ar
+    python -m training.train --stage diffusion --init runs/ar/best.safetensors --out runs/diff
+
+Resumable: rerunning the same command continues from `<out>/last.safetensors` and
+its optimizer state. Checkpoints are written atomically as safetensors with the
+model config in their metadata; the best by validation loss is kept as
+`best.safetensors`. Metrics go to `<out>/log.jsonl` and stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from runtime.model import Denoiser, ModelConfig, load_checkpoint, save_checkpoint
+from runtime.tokenizer import Tokenizer
+from training.corpus import load_documents
+from training.data import ar_batch, infill_batch
+
+
+@dataclass
+class TrainConfig:
+    stage: str = "ar"
+    batch: int = 16
+    seq_len: int = 320
+    lr: float = 1e-3
+    warmup: int = 200
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    ctx_loss_weight: float = 0.5  # stage 2: the causal context still learns next tokens
+    eval_every: int = 250
+    eval_batches: int = 8
+    save_every: int = 50
+    seed: int = 1234
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then inverse-square-root decay: no horizon, so runs can go on."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    return cfg.lr * math.sqrt(cfg.warmup / (step + 1))
+
+
+def ar_loss(model: Denoiser, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    logits = model.logits(model.forward_causal(inputs))
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100)
+
+
+def infill_loss(model: Denoiser, batch, ctx_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted CE on masked span tokens (shifted by one) plus next-token CE in the context."""
+    ids = torch.from_numpy(batch.ids)
+    ctx_len = torch.from_numpy(batch.ctx_len)
+    h = model.forward_infill(ids, ctx_len, torch.from_numpy(batch.span_len))  # (B, T, C)
+    S = batch.span_targets.shape[1]
+    pos = (ctx_len[:, None] - 1 + torch.arange(S)[None, :]).clamp(max=ids.shape[1] - 1)  # (B, S)
+    h_span = torch.gather(h, 1, pos[:, :, None].expand(-1, -1, h.shape[-1]))
+    weights = torch.from_numpy(batch.span_weights)
+    targets = torch.from_numpy(batch.span_targets).clamp(min=0)
+    ce = F.cross_entropy(model.logits(h_span).float().flatten(0, 1), targets.flatten(), reduction="none")
+    span_loss = (ce * weights.flatten()).sum() / weights.sum().clamp(min=1e-6)
+    ctx_targets = torch.from_numpy(batch.ctx_targets)
+    ctx_loss = F.cross_entropy(model.logits(h).float().flatten(0, 1), ctx_targets.flatten(), ignore_index=-100)
+    return span_loss + ctx_weight * ctx_loss, span_loss
+
+
+def compute_loss(model, docs, tok, rng, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss to optimise, loss to report) for one batch of the configured stage."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        if cfg.stage == "ar":
+            x, y = ar_batch(docs, tok, rng, cfg.batch, cfg.seq_len)
+            loss = ar_loss(model, torch.from_numpy(x), torch.from_numpy(y))
+            return loss, loss
+        batch = infill_batch(docs, tok, rng, cfg.batch, cfg.seq_len)
+        return infill_loss(model, batch, cfg.ctx_loss_weight)
+
+
+@torch.no_grad()
+def evaluate(model, val_docs, tok, cfg: TrainConfig) -> float:
+    """Validation loss on a fixed, seeded set of batches (comparable across runs)."""
+    model.eval()
+    rng = random.Random(999)
+    losses = [compute_loss(model, val_docs, tok, rng, cfg)[1].item() for _ in range(cfg.eval_batches)]
+    model.train()
+    return float(np.mean(losses))
+
+
+def save_state(model, opt, out: Path, step: int, tokens: int, train_seconds: float, extra: dict) -> None:
+    """Weights and optimizer moments as safetensors, written atomically (no pickle)."""
+    from safetensors.torch import save_file
+
+    meta = {"step": step, "tokens": tokens, "train_seconds": train_seconds, **extra}
+    save_checkpoint(model, out / "last.safetensors", meta)
+    names = {p: n for n, p in model.named_parameters()}
+    moments = {}
+    for p, st in opt.state.items():
+        moments[f"{names[p]}.exp_avg"] = st["exp_avg"].contiguous()
+        moments[f"{names[p]}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
+    tmp = out / "optimizer.safetensors.tmp"
+    save_file(moments, str(tmp), metadata={"step": str(step)})
+    tmp.replace(out / "optimizer.safetensors")
+
+
+def load_optimizer(model, opt, path: Path, step: int) -> None:
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        return
+    moments = load_file(str(path))
+    for n, p in model.named_parameters():
+        if f"{n}.exp_avg" in moments:
+            opt.state[p] = {"step": torch.tensor(float(step)), "exp_avg": moments[f"{n}.exp_avg"],
+                            "exp_avg_sq": moments[f"{n}.exp_avg_sq"]}
+
+
+def train(args) -> None:
+    torch.set_num_threads(args.threads)
+    cfg = TrainConfig(stage=args.stage, batch=args.batch, seq_len=args.seq_len, lr=args.lr,
+                      eval_every=args.eval_every, save_every=args.save_every)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    tok = Tokenizer.from_file(args.tokenizer)
+    docs = [d["text"] for d in load_documents(Path(args.corpus) / "train.jsonl")]
+    val_docs = [d["text"] for d in load_documents(Path(args.corpus) / "val.jsonl")]
+    state = {"step": 0, "tokens": 0, "train_seconds": 0.0, "best_val": float("inf"), "stage": cfg.stage}
+    if (out / "last.safetensors").exists():
+        model, meta = load_checkpoint(out / "last.safetensors")
+        state.update({k: meta[k] for k in state if k in meta})
+        print(f"resuming {out} at step {state['step']}", file=sys.stderr)
+    elif args.init:
+        model, meta = load_checkpoint(Path(args.init))
+        state["init"] = {"path": str(args.init), "tokens": meta.get("tokens", 0),
+                         "train_seconds": meta.get("train_seconds", 0.0), "stage": meta.get("stage")}
+        print(f"initialised from {args.init}", file=sys.stderr)
+    else:
+        model = Denoiser(ModelConfig(vocab_size=tok.vocab_size, n_layer=args.n_layer,
+                                     d_model=args.d_model, n_head=args.n_head))
+    model.train()
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    load_optimizer(model, opt, out / "optimizer.safetensors", state["step"])
+    print(f"{model.num_params() / 1e6:.2f}M parameters, stage {cfg.stage}, {len(docs)} train docs",
+          file=sys.stderr)
+    log = open(out / "log.jsonl", "a")
+    deadline = time.time() + args.max_hours * 3600 if args.max_hours else None
+    t_last, tokens_last = time.time(), state["tokens"]
+    while args.max_steps is None or state["step"] < args.max_steps:
+        step = state["step"]
+        rng = random.Random(cfg.seed * 1_000_003 + step)  # deterministic per step, so resumes repeat nothing
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        t0 = time.time()
+        loss, report = compute_loss(model, docs, tok, rng, cfg)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        state["step"] += 1
+        state["tokens"] += cfg.batch * cfg.seq_len
+        state["train_seconds"] += time.time() - t0
+        record = {"step": state["step"], "tokens": state["tokens"], "loss": round(report.item(), 4),
+                  "lr": lr_at(step, cfg), "train_hours": round(state["train_seconds"] / 3600, 4)}
+        if state["step"] % 10 == 0:
+            now = time.time()
+            record["tok_per_s"] = round((state["tokens"] - tokens_last) / (now - t_last))
+            t_last, tokens_last = now, state["tokens"]
+            print(json.dumps(record), file=sys.stderr, flush=True)
+        is_eval = state["step"] % cfg.eval_every == 0
+        if is_eval:
+            record["val_loss"] = round(evaluate(model, val_docs, tok, cfg), 4)
+            print(json.dumps(record), file=sys.stderr, flush=True)
+        log.write(json.dumps(record) + "\n")
+        log.flush()
+        if state["step"] % cfg.save_every == 0 or is_eval:
+            extra = {k: v for k, v in state.items() if k not in ("step", "tokens", "train_seconds")}
+            if is_eval and record["val_loss"] < state["best_val"]:
+                state["best_val"] = extra["best_val"] = record["val_loss"]
+                save_checkpoint(model, out / "best.safetensors",
+                                {**extra, "step": state["step"], "tokens": state["tokens"],
+                                 "train_seconds": state["train_seconds"], "val_loss": record["val_loss"]})
+            save_state(model, opt, out, state["step"], state["tokens"], state["train_seconds"], extra)
+        if deadline and time.time() > deadline:
+            break
+    extra = {k: v for k, v in state.items() if k not in ("step", "tokens", "train_seconds")}
+    save_state(model, opt, out, state["step"], state["tokens"], state["train_seconds"], extra)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stage", choices=["ar", "diffusion"], default="ar")
+    p.add_argument("--corpus", default="data/corpus")
+    p.add_argument("--tokenizer", default="data/tokenizer.json")
+    p.add_argument("--out", default="runs/ar")
+    p.add_argument("--init", help="checkpoint to start from (stage 2 starts from stage 1's best)")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--seq-len", type=int, default=320)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--n-layer", type=int, default=6)
+    p.add_argument("--d-model", type=int, default=256)
+    p.add_argument("--n-head", type=int, default=8)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-hours", type=float, default=None)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--save-every", type=int, default=50)
+    train(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
