@@ -11,14 +11,15 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from runtime.costs import StepCostModel
+from runtime.loader import LoadedModel, load_model
+
 from completion.api import Completion, CompletionRequest, CompletionSettings
 from completion.context import build_context, cursor_offset
 from completion.hole import classify, span_length
 from completion.mask import context_ids
 from completion.postprocess import postprocess
 from completion.sampler import SpecialIds, committed_prefix, denoise
-from runtime.costs import StepCostModel
-from runtime.loader import LoadedModel, load_model
 
 log = logging.getLogger("quicksilver.completion")
 

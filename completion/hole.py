@@ -6,13 +6,13 @@ end of a line, or on an empty line.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from completion.api import CompletionSettings
 from completion.context import Context
 
 
-class HoleKind(str, Enum):
+class HoleKind(StrEnum):
     MID_LINE = "mid_line"
     END_OF_LINE = "end_of_line"
     EMPTY_LINE = "empty_line"

@@ -136,15 +136,13 @@ class Denoiser(nn.Module):
         """Run the blocks. Returns hidden states and this call's keys/values
         stacked as (n_layer, 2, B, nh, T, hs)."""
         x = self.embed(ids)
-        ks, vs = [], []
+        layers = []
         for i, block in enumerate(self.blocks):
             pk = past_kv[i, 0] if past_kv is not None else None
             pv = past_kv[i, 1] if past_kv is not None else None
             x, k, v = block(x, positions, attn_mask, is_causal, pk, pv)
-            ks.append(k)
-            vs.append(v)
-        kv = torch.stack([torch.stack((k, v)) for k, v in zip(ks, vs)])
-        return x, kv
+            layers.append(torch.stack((k, v)))
+        return x, torch.stack(layers)
 
     # --- stage 1: autoregressive --------------------------------------------
     def forward_causal(self, ids: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ class Tokenizer:
 
     def __init__(self, hf: HFTokenizer):
         self.hf = hf
+        hf.encode_special_tokens = True  # "<|mask|>" typed in a file is text, not our marker
         ids = {tok: hf.token_to_id(tok) for tok in SPECIAL_TOKENS}
         missing = [tok for tok, i in ids.items() if i is None]
         if missing:

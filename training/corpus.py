@@ -116,7 +116,7 @@ def build_corpus(cfg: CorpusConfig) -> dict:
     """Walk, filter, deduplicate and write train.jsonl / val.jsonl / manifest.json."""
     cfg.out.mkdir(parents=True, exist_ok=True)
     seen_hashes: set[str] = set()
-    stats = Counter()
+    stats = Counter(files_train=0, files_val=0, bytes_train=0, bytes_val=0)
     lang_bytes: Counter = Counter()
     licenses: Counter = Counter()
     total = 0

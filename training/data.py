@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from completion.mask import SPAN_BUCKETS
+from completion.mask import context_ids as completion_context_ids
 from runtime.tokenizer import Tokenizer
 
-SPAN_BUCKETS = (8, 16, 32, 64)
 SPAN_KINDS = ("line", "rest_of_line", "block", "random", "empty")
 SPAN_KIND_WEIGHTS = (0.35, 0.2, 0.2, 0.2, 0.05)
 CHARS_PER_TOKEN = 3.2  # a little under the corpus average so windows are rarely short
@@ -79,6 +80,7 @@ def sample_parts(text: str, tok: Tokenizer, rng: random.Random, seq_len: int,
 
 def fit_context(prefix: list[int], suffix: list[int], budget: int, rng: random.Random) -> tuple[list[int], list[int]]:
     """Keep the end of the prefix and the start of the suffix within budget tokens."""
+    budget = max(0, budget)
     if len(prefix) + len(suffix) <= budget:
         return prefix, suffix
     share = rng.uniform(0.4, 0.8)
@@ -88,8 +90,8 @@ def fit_context(prefix: list[int], suffix: list[int], budget: int, rng: random.R
 
 
 def context_ids(tok: Tokenizer, prefix: list[int], suffix: list[int]) -> list[int]:
-    """<PRE> prefix <SUF> suffix <MID>: the causal context, the same at inference."""
-    return [tok.prefix_id, *prefix, tok.suffix_id, *suffix, tok.middle_id]
+    """<PRE> prefix <SUF> suffix <MID>: the same causal context as inference builds."""
+    return completion_context_ids(tok, prefix, suffix)[0].tolist()
 
 
 def span_bucket(n_tokens: int) -> int:
@@ -105,7 +107,7 @@ def ar_batch(docs: list[str], tok: Tokenizer, rng: random.Random, batch: int, se
     inputs = np.full((batch, seq_len), tok.eos_id, dtype=np.int64)
     targets = np.full((batch, seq_len), -100, dtype=np.int64)
     for b in range(batch):
-        parts = sample_parts(rng.choice(docs), tok, rng, seq_len, max_middle=128)
+        parts = sample_parts(rng.choice(docs), tok, rng, seq_len, max_middle=min(128, seq_len // 2))
         middle = parts.middle + [tok.eos_id]
         prefix, suffix = fit_context(parts.prefix, parts.suffix, seq_len + 1 - len(middle) - 3, rng)
         seq = context_ids(tok, prefix, suffix) + middle

@@ -1,0 +1,216 @@
+"""PyTorch -> ONNX export of the denoiser as two graphs sharing one weights file.
+
+`encoder.onnx` is `Denoiser.encode_context` (causal pass over the context, giving
+the first span token's logits and every layer's keys/values) and `denoiser.onnx`
+is `Denoiser.denoise_span` (one denoising step over a batch of spans attending to
+that cache). Both use the dynamo exporter: the legacy tracer bakes sequence
+lengths into the attention reshapes.
+
+The two graphs hold the same weights (the exporter folds transposes, so they are
+bit-identical copies), and the export directory is committed, so tensors are
+written once to `weights.onnx.data` and both graphs point at the same offsets,
+matched by content (dtype, shape, bytes), not by name: the exporter names folded
+constants differently per graph and merges equal tensors (e.g. fresh LayerNorm
+weights) within one graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import numpy_helper
+from onnx.external_data_helper import set_external_data
+from torch import nn
+
+from runtime.model import Denoiser, ModelConfig, load_checkpoint
+
+ENCODER_FILE = "encoder.onnx"
+DENOISER_FILE = "denoiser.onnx"
+DATA_FILE = "weights.onnx.data"
+SPAN_BUCKETS = [8, 16, 32, 64]
+MAX_CONTEXT = 8192  # bounds for the symbolic dims; ORT itself does not enforce them
+MAX_SPAN = 512
+MAX_BATCH = 256
+INLINE_BELOW = 1024  # bytes: small constants (shapes, scalars) stay inside each graph
+PAGE = 4096  # big tensors start page-aligned so ORT can memory-map them
+
+
+def log(msg: str) -> None:
+    """Progress goes to stderr so stdout stays for results."""
+    print(f"[export] {msg}", file=sys.stderr, flush=True)
+
+
+class _Encoder(nn.Module):
+    """Export wrapper: the exporter traces `forward`, so expose one method."""
+
+    def __init__(self, model: Denoiser):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.encode_context(ids)
+
+
+class _SpanDenoiser(nn.Module):
+    def __init__(self, model: Denoiser):
+        super().__init__()
+        self.model = model
+
+    def forward(self, span_ids: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        return self.model.denoise_span(span_ids, kv)
+
+
+def export_graphs(model: Denoiser, opset: int | None = None) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """Export both graphs in memory with dynamic context, span and batch lengths.
+    Example sizes are distinct (T=11, S=7, B=3) so no dim gets specialised to another."""
+    model = model.eval()
+    cfg = model.cfg
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, cfg.vocab_size, (1, 11), generator=gen)
+    with torch.no_grad():
+        _, kv = model.encode_context(ids)
+    T = torch.export.Dim("T", min=1, max=MAX_CONTEXT)
+    B = torch.export.Dim("B", min=1, max=MAX_BATCH)
+    S = torch.export.Dim("S", min=1, max=MAX_SPAN)
+    common = dict(dynamo=True, opset_version=opset, verbose=False, external_data=False)
+    # The exporter warns about optional torchvision ops and torch-internal deprecations: noise for this model.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
+
+    t0 = time.perf_counter()
+    log(f"exporting {ENCODER_FILE} ...")
+    enc = torch.onnx.export(_Encoder(model).eval(), (ids,), input_names=["ids"], output_names=["first_logits", "kv"],
+                            dynamic_shapes={"ids": {1: T}}, **common)
+    log(f"exported {ENCODER_FILE} in {time.perf_counter() - t0:.1f}s")
+
+    t0 = time.perf_counter()
+    log(f"exporting {DENOISER_FILE} ...")
+    span = torch.randint(0, cfg.vocab_size, (3, 7), generator=gen)
+    den = torch.onnx.export(_SpanDenoiser(model).eval(), (span, kv), input_names=["span_ids", "kv"],
+                            output_names=["logits"], dynamic_shapes={"span_ids": {0: B, 1: S}, "kv": {4: T}}, **common)
+    log(f"exported {DENOISER_FILE} in {time.perf_counter() - t0:.1f}s")
+    return _strip_debug(enc.model_proto, "encoder"), _strip_debug(den.model_proto, "denoiser")
+
+
+def _strip_debug(proto: onnx.ModelProto, role: str) -> onnx.ModelProto:
+    """Drop the exporter's per-node provenance (about 1 KB a node, most of a graph file's size)."""
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    for value in proto.graph.value_info:
+        del value.metadata_props[:]
+    onnx.helper.set_model_props(proto, {"quicksilver.graph": role})
+    return proto
+
+
+def _raw_bytes(tensor: onnx.TensorProto) -> bytes:
+    """The tensor's bytes in raw_data form (converting typed fields if the exporter used them)."""
+    if not tensor.HasField("raw_data"):
+        tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor), tensor.name))
+    return tensor.raw_data
+
+
+def save_shared(graphs: dict[str, onnx.ModelProto], out_dir: Path, data_name: str = DATA_FILE) -> dict[str, int]:
+    """Write each graph with its large initializers moved into one shared data file,
+    deduplicated by content. Returns {"tensors": unique tensors, "bytes": data size}."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data_path = out_dir / data_name
+    tmp = data_path.with_suffix(".tmp")
+    placed: dict[tuple, tuple[int, int]] = {}
+    with open(tmp, "wb") as f:
+        for proto in graphs.values():
+            for tensor in proto.graph.initializer:
+                if tensor.data_location == onnx.TensorProto.EXTERNAL:
+                    raise ValueError(f"initializer {tensor.name} is already external; export in memory")
+                raw = _raw_bytes(tensor)
+                if len(raw) < INLINE_BELOW:
+                    continue
+                key = (tensor.data_type, tuple(tensor.dims), hashlib.sha256(raw).digest())
+                if key not in placed:
+                    align = PAGE if len(raw) >= PAGE else 64
+                    pad = -f.tell() % align
+                    f.write(b"\0" * pad)
+                    placed[key] = (f.tell(), len(raw))
+                    f.write(raw)
+                offset, length = placed[key]
+                set_external_data(tensor, location=data_name, offset=offset, length=length)
+                tensor.ClearField("raw_data")
+        size = f.tell()
+    tmp.replace(data_path)
+    for name, proto in graphs.items():
+        onnx.save_model(proto, str(out_dir / name))  # external_data fields are set; nothing is converted again
+    return {"tensors": len(placed), "bytes": size}
+
+
+def write_config(cfg: ModelConfig, out_dir: Path) -> None:
+    d = {"vocab_size": cfg.vocab_size, "n_layer": cfg.n_layer, "n_head": cfg.n_head, "d_model": cfg.d_model,
+         "mlp_ratio": cfg.mlp_ratio, "rope_theta": cfg.rope_theta, "span_buckets": SPAN_BUCKETS}
+    (out_dir / "config.json").write_text(json.dumps(d, indent=2) + "\n")
+
+
+def export_onnx(weights: Path, out_dir: Path, tokenizer: Path | None = None, opset: int | None = None) -> Path:
+    """Export a checkpoint into a model directory the runtime can load without torch."""
+    weights, out_dir = Path(weights), Path(out_dir)
+    log(f"loading {weights}")
+    model, meta = load_checkpoint(weights)
+    cfg = model.cfg
+    log(f"model: {cfg.n_layer} layers, {cfg.n_head} heads, width {cfg.d_model}, vocab {cfg.vocab_size}, "
+        f"{model.num_params() / 1e6:.2f}M params" + (f", step {meta['step']}" if "step" in meta else ""))
+    enc, den = export_graphs(model, opset)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats = save_shared({ENCODER_FILE: enc, DENOISER_FILE: den}, out_dir)
+    log(f"wrote {ENCODER_FILE}, {DENOISER_FILE} and {DATA_FILE} ({stats['tensors']} shared tensors, "
+        f"{stats['bytes'] / 1e6:.1f} MB)")
+    write_config(cfg, out_dir)
+    target = out_dir / "model.safetensors"
+    if not target.exists() or not target.samefile(weights):
+        shutil.copyfile(weights, target)
+        log(f"copied weights to {target}")
+    if tokenizer is not None:
+        shutil.copyfile(tokenizer, out_dir / "tokenizer.json")
+        log(f"copied tokenizer to {out_dir / 'tokenizer.json'}")
+    return out_dir
+
+
+def check_parity(weights: Path, onnx_dir: Path, ctx_lens: tuple[int, ...] = (3, 17, 64, 320),
+                 span_shapes: tuple[tuple[int, int], ...] = ((1, 1), (1, 8), (2, 16), (3, 32), (1, 64)),
+                 seed: int = 0) -> dict:
+    """Largest |torch - ORT| logit difference over random contexts and spans, per graph.
+    Goes through `OnnxBackend`, so the serving code path is what gets checked."""
+    from runtime.onnx_backend import OnnxBackend
+
+    model, _ = load_checkpoint(Path(weights))
+    model.eval()
+    backend = OnnxBackend(Path(onnx_dir))
+    rng = np.random.default_rng(seed)
+    V = model.cfg.vocab_size
+    enc_diff = den_diff = kv_diff = 0.0
+    with torch.inference_mode():
+        for T in ctx_lens:
+            ids = rng.integers(0, V, (1, T), dtype=np.int64)
+            ref_logits, ref_kv = model.encode_context(torch.from_numpy(ids))
+            state = backend.encode_context(ids)
+            enc_diff = max(enc_diff, float(np.abs(state.first_logits - ref_logits[0].numpy()).max()))
+            kv_diff = max(kv_diff, float(np.abs(state.kv - ref_kv.numpy()).max()))
+            for B, S in span_shapes:
+                span = rng.integers(0, V, (B, S), dtype=np.int64)
+                ref = model.denoise_span(torch.from_numpy(span), ref_kv).numpy()
+                out = backend.denoise_span(span, state)
+                if out.shape != ref.shape:
+                    raise AssertionError(f"denoiser shape {out.shape} != torch {ref.shape} (T={T}, B={B}, S={S})")
+                den_diff = max(den_diff, float(np.abs(out - ref).max()))
+    result = {"encoder": enc_diff, "kv": kv_diff, "denoiser": den_diff,
+              "context_lengths": list(ctx_lens), "span_shapes": [list(s) for s in span_shapes]}
+    log(f"parity: encoder logits max|diff| {enc_diff:.2e}, kv {kv_diff:.2e}, denoiser logits {den_diff:.2e} "
+        f"(contexts {list(ctx_lens)}, spans BxS {[f'{b}x{s}' for b, s in span_shapes]})")
+    return result

@@ -1,0 +1,44 @@
+import time
+
+import pytest
+
+from completion.api import InvalidPosition
+from completion.context import build_context, cursor_offset
+
+
+def test_cursor_offset_counts_code_points():
+    text = "a😀b\nxy\r\nlast"
+    assert cursor_offset(text, 0, 2) == 2
+    assert cursor_offset(text, 1, 2) == text.index("\r")
+    assert cursor_offset(text, 2, 4) == len(text)
+
+
+@pytest.mark.parametrize("line,col,msg", [(-1, 0, "negative"), (0, -2, "negative"), (5, 0, "past the end"),
+                                          (1, 3, "past the end of line 1")])
+def test_cursor_offset_rejects_out_of_range(line, col, msg):
+    with pytest.raises(InvalidPosition, match=msg):
+        cursor_offset("abc\nxy\r\nz", line, col)
+
+
+def test_windows_fit_budget_and_cut_at_lines(tokenizer):
+    text = "".join(f"value_{i} = compute({i}, name='item{i}')\n" for i in range(2000))
+    offset = text.index("value_1000")
+    ctx = build_context(text, offset, tokenizer, prefix_tokens=100, suffix_tokens=60)
+    assert len(ctx.prefix_ids) <= 100 and len(ctx.suffix_ids) <= 60
+    assert ctx.prefix_text.startswith("value_") and text[:offset].endswith(ctx.prefix_text)
+    assert text[offset:].startswith(ctx.suffix_text)
+    assert ctx.line_prefix == "" and ctx.line_suffix.startswith("value_1000")
+
+
+def test_huge_document_costs_like_a_small_one(tokenizer):
+    small = "x = 1\n" * 100
+    huge = "x = 1\n" * 2_000_000  # 12 MB
+    t0 = time.perf_counter()
+    build_context(small, len(small) // 2, tokenizer, 256, 128)
+    t_small = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ctx = build_context(huge, len(huge) // 2, tokenizer, 256, 128)
+    t_huge = time.perf_counter() - t0
+    assert len(ctx.prefix_ids) <= 256
+    # the window is bounded: the big file is not tokenized whole (orders of magnitude, not wall-clock limits)
+    assert t_huge < 50 * t_small + 0.5

@@ -1,0 +1,35 @@
+"""Golden cases for each post-processing rule."""
+
+import pytest
+
+from completion.postprocess import drop_suffix_overlap, limit_lines, strip_trailing_whitespace
+
+
+@pytest.mark.parametrize("text,max_lines,expected", [
+    ("return a + b\nprint(x)", 1, "return a + b"),
+    ("\n    return a\n    x = 1", 1, "\n    return a"),
+    ("a\nb\nc", 2, "a\nb"),
+    ("single", 3, "single"),
+])
+def test_limit_lines(text, max_lines, expected):
+    assert limit_lines(text, max_lines) == expected
+
+
+@pytest.mark.parametrize("text,line_suffix,expected", [
+    ("a, b)", ")", "a, b"),  # auto-closed bracket already in the editor
+    ("'hello')", "')", "'hello"),  # closing quote + paren
+    ("x + 1", ")", "x + 1"),  # nothing repeated
+    ("name", "", "name"),
+    ("items[0])  ", ")", "items[0]"),
+])
+def test_drop_suffix_overlap(text, line_suffix, expected):
+    assert drop_suffix_overlap(text, line_suffix) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("return x   ", "return x"),
+    ("a  \n  b \n", "a\n  b"),
+    ("   \n  ", ""),
+])
+def test_strip_trailing_whitespace(text, expected):
+    assert strip_trailing_whitespace(text) == expected

@@ -1,0 +1,118 @@
+"""The sampler and the step budget, on deliberately simple fake backends."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from completion.api import CompletionRequest, CompletionSettings
+from completion.engine import CompletionEngine
+from completion.sampler import SpecialIds, choose_commits, denoise
+from runtime.base import ContextState, ModelInfo
+from runtime.costs import StepCostModel
+from runtime.loader import LoadedModel
+
+V = 64
+IDS = SpecialIds(mask=1, eos=0, forbidden=(1, 2, 3, 4))
+
+
+class TargetBackend:
+    """Predicts a fixed target sequence; confidence rises from left to right so the
+    commit order is observable. Optionally sleeps to act slow."""
+
+    name = "fake"
+    info = ModelInfo(vocab_size=V, n_layer=1, n_head=1, d_model=8)
+
+    def __init__(self, target: list[int], delay_s: float = 0.0):
+        self.target = target
+        self.delay_s = delay_s
+        self.calls = 0
+
+    def _logits_for(self, j: int) -> np.ndarray:
+        row = np.zeros(V, dtype=np.float32)
+        tok = self.target[j] if j < len(self.target) else IDS.eos
+        row[tok] = 2.0 + j * 0.1
+        return row
+
+    def encode_context(self, ids):
+        time.sleep(self.delay_s)
+        return ContextState(kv=None, first_logits=self._logits_for(0), length=ids.shape[1])
+
+    def denoise_span(self, span_ids, state):
+        self.calls += 1
+        time.sleep(self.delay_s)
+        B, S = span_ids.shape
+        out = np.stack([self._logits_for(j + 1) for j in range(S)])
+        return np.broadcast_to(out, (B, S, V)).copy()
+
+
+def test_choose_commits_finishes_in_planned_steps():
+    masked = np.ones(10, dtype=bool)
+    conf = np.linspace(0.1, 0.5, 10)
+    chosen = choose_commits(masked, conf, steps_left=3, threshold=None)
+    assert len(chosen) == 4 and set(chosen) == {6, 7, 8, 9}
+    assert len(choose_commits(masked, conf, steps_left=1, threshold=None)) == 10
+    assert len(choose_commits(masked, conf, steps_left=10, threshold=0.45)) == 2
+
+
+def test_one_token_per_step_without_budget():
+    target = [10, 11, 12, 13, 14, 15, 16, 17]
+    backend = TargetBackend(target)
+    state = backend.encode_context(np.zeros((1, 5), dtype=np.int64))
+    seen = []
+    result = denoise(backend, state, span_len=8, steps=8, ids=IDS, on_step=lambda t: seen.append(sum(x != 1 for x in t)))
+    assert result.tokens == target
+    assert result.steps == 8 and seen == list(range(1, 9))
+
+
+def test_few_steps_and_early_stop_at_eos():
+    backend = TargetBackend([20, 21, 22])  # then EOS
+    state = backend.encode_context(np.zeros((1, 5), dtype=np.int64))
+    result = denoise(backend, state, span_len=16, steps=2, ids=IDS)
+    assert result.steps <= 2 and result.tokens[:4] == [20, 21, 22, 0]
+    assert all(t == 0 for t in result.tokens[3:])
+
+
+def test_cancellation_stops_between_steps():
+    backend = TargetBackend(list(range(10, 26)))
+    state = backend.encode_context(np.zeros((1, 5), dtype=np.int64))
+    calls = iter([False, False, True])
+    result = denoise(backend, state, span_len=16, steps=16, ids=IDS, is_cancelled=lambda: next(calls))
+    assert result.cancelled and result.steps == 2 and backend.calls == 2
+
+
+class FakeTokenizer:
+    eos_id, mask_id, prefix_id, suffix_id, middle_id = 0, 1, 2, 3, 4
+    special_ids = frozenset(range(5))
+
+    def encode(self, text):
+        return [5 + (ord(c) % 50) for c in text]
+
+    def decode(self, ids):
+        return "".join(chr(ord("a") + (i % 26)) for i in ids if i not in self.special_ids)
+
+
+def _engine(backend, **settings) -> CompletionEngine:
+    model = LoadedModel(tokenizer=FakeTokenizer(), backend=backend, info=backend.info, model_dir=None)
+    return CompletionEngine(model, CompletionSettings(**settings), StepCostModel())
+
+
+def test_slow_backend_meets_deadline_by_taking_fewer_steps():
+    target = list(range(10, 26))
+    slow = TargetBackend(target, delay_s=0.02)
+    engine = _engine(slow, latency_budget_ms=150, span_len=16, min_confidence=1.1)
+    engine.costs.warm_up(slow)
+    slow.calls = 0
+    req = CompletionRequest(text="x = 1\ny = ", line=1, column=4)
+    result = engine.complete(req)
+    assert 1 <= result.steps < 16  # 150 ms at ~20 ms a step cannot buy 16 steps
+    assert result.steps == slow.calls
+
+
+def test_no_deadline_takes_one_token_per_step():
+    target = list(range(10, 26))
+    backend = TargetBackend(target)
+    engine = _engine(backend, latency_budget_ms=0, span_len=16)
+    result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
+    assert result.steps == 16 and result.forward_passes == 17
