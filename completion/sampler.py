@@ -4,7 +4,7 @@ Each step runs the denoiser over the span, predicts every masked position, and
 commits the ones whose confidence is above a threshold plus at least
 `ceil(remaining / steps_left)` of the most confident, so it always finishes in the
 planned number of steps. Committed tokens stay committed; once an EOS is committed
-everything after it is EOS. With `steps == span_len` and no threshold it commits
+everything after it is EOS, and the first token is never EOS. With `steps == span_len` and no threshold it commits
 one token per step.
 """
 
@@ -85,7 +85,9 @@ def denoise(backend: DenoiserBackend, state: ContextState, span_len: int, steps:
         if on_timing is not None:
             on_timing((time.perf_counter() - t0) * 1000)
         taken += 1
-        best, conf = confidences(shifted_logits(state, out), ids.forbidden)
+        logits = shifted_logits(state, out)
+        logits[0, ids.eos] = -np.inf  # a suggestion has at least one token: empty helps nobody
+        best, conf = confidences(logits, ids.forbidden)
         for j in choose_commits(masked, conf, steps - taken + 1, threshold):
             span[j] = best[j]
         eos_at = np.flatnonzero(span == ids.eos)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from completion.api import CompletionSettings
+from runtime.loader import BACKENDS
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -32,6 +33,10 @@ def _string_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
+def _backend(value: Any) -> bool:
+    return value in BACKENDS
+
+
 def _nonempty_string(value: Any) -> bool:
     return isinstance(value, str) and bool(value)
 
@@ -41,7 +46,7 @@ OPTIONS = {
     "latencyBudgetMs": (_positive_number, "settings.latency_budget_ms"),
     "maxLines": (_positive_int, "settings.max_lines"),
     "enabledLanguages": (_string_list, "settings.enabled_languages"),
-    "backend": (_nonempty_string, "backend"),
+    "backend": (_backend, "backend"),
     "modelPath": (_nonempty_string, "model_dir"),
     "logLevel": (lambda v: isinstance(v, str) and v.lower() in LOG_LEVELS, "log_level"),
 }

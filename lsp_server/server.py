@@ -14,7 +14,6 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import unquote
 
-from cattrs import transform_error
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
@@ -24,7 +23,7 @@ from completion.api import Completion, CompletionRequest
 from lsp_server import __version__
 from lsp_server.config import ServerConfig, apply_initialization_options, apply_log_level
 from lsp_server.documents import language_enabled, language_for_document, resolve_position
-from lsp_server.errors import UnknownDocument, to_rpc_error
+from lsp_server.errors import UnknownDocument, quiet_expected_errors, to_rpc_error
 from lsp_server.runner import CompletionRunner, Engine
 
 log = logging.getLogger("quicksilver.lsp")
@@ -45,11 +44,23 @@ class QuicksilverProtocol(LanguageServerProtocol):
         except JsonRpcInvalidParams as exc:
             if "id" not in data or "method" not in data:
                 raise
-            details = "; ".join(transform_error(exc.__cause__)) if exc.__cause__ else ""
-            message = f"invalid params for {data['method']}: {details}".rstrip(": ")
+            message = f"invalid params for {data['method']}: {_leaf_messages(exc.__cause__)}".rstrip(": ")
             log.warning("request %s: %s", data["id"], message)
             self._send_response(data["id"], error=JsonRpcInvalidParams(message=message).to_response_error())
             return _ALREADY_ANSWERED
+
+    def handle_message(self, message):
+        if message is not _ALREADY_ANSWERED:
+            super().handle_message(message)
+
+
+def _leaf_messages(exc: BaseException | None) -> str:
+    """The innermost validation messages (e.g. "Position.line should be in range ..."), not cattrs' nesting."""
+    if exc is None:
+        return ""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(filter(None, (_leaf_messages(e) for e in exc.exceptions)))
+    return str(exc)
 
 
 class QuicksilverServer(LanguageServer):
@@ -91,7 +102,8 @@ class QuicksilverServer(LanguageServer):
         where = f"{method} {uri} {position.line}:{position.character}"
         try:
             request = self.build_request(uri, position)
-            result = None if request is None else await self.runner.run(uri, request)
+            # keyed per method too: an editor asking for ghost text and a popup at once wants both answered
+            result = None if request is None else await self.runner.run(f"{method} {uri}", request)
         except asyncio.CancelledError:
             log.info("%s cancelled after %.1f ms", where, (time.perf_counter() - t0) * 1000)
             raise
@@ -142,8 +154,9 @@ def completion_list(completion: Completion | None, position: types.Position) -> 
 
 def initialize(ls: QuicksilverServer, params: types.InitializeParams) -> None:
     ls.configure(params.initialization_options)
-    log.info("initialize: client %s, position encoding %s", params.client_info and params.client_info.name,
-             ls.workspace.position_encoding)
+    client = params.client_info.name if params.client_info else "unnamed client"
+    encoding = ls.workspace.position_encoding
+    log.info("initialize: %s, position encoding %s", client, getattr(encoding, "value", encoding))
 
 
 def initialized(ls: QuicksilverServer, params: types.InitializedParams) -> None:
@@ -184,6 +197,7 @@ def exit_(ls: QuicksilverServer, params: None) -> None:
 def create_server(config: ServerConfig | None = None) -> QuicksilverServer:
     """A server with every handler registered; `start_io()` serves it."""
     server = QuicksilverServer(config)
+    quiet_expected_errors()
     features: list[tuple[str, Any, Any]] = [
         (types.INITIALIZE, None, initialize),
         (types.INITIALIZED, None, initialized),

@@ -61,7 +61,8 @@ def test_one_token_per_step_without_budget():
     backend = TargetBackend(target)
     state = backend.encode_context(np.zeros((1, 5), dtype=np.int64))
     seen = []
-    result = denoise(backend, state, span_len=8, steps=8, ids=IDS, on_step=lambda t: seen.append(sum(x != 1 for x in t)))
+    result = denoise(backend, state, span_len=8, steps=8, ids=IDS,
+                     on_step=lambda t: seen.append(sum(x != 1 for x in t)))
     assert result.tokens == target
     assert result.steps == 8 and seen == list(range(1, 9))
 

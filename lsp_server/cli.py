@@ -1,0 +1,178 @@
+"""Command line: `python -m lsp_server` serves LSP over stdio; `complete FILE:LINE:COL` completes once.
+
+Argument and location parsing are plain functions so they can be tested without a process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from completion.api import CompletionError, CompletionRequest, CompletionSettings
+from lsp_server import __version__
+from lsp_server.config import LOG_LEVELS, ServerConfig, apply_log_level
+from lsp_server.documents import language_for_path, split_lines
+from runtime.loader import BACKENDS
+
+USAGE_ERROR = 2
+
+
+class CliError(Exception):
+    """A one-line message for stderr; the command exits with USAGE_ERROR."""
+
+
+@dataclass(frozen=True)
+class Location:
+    path: Path
+    line: int  # 1-based
+    column: int  # 1-based, in characters (code points)
+
+
+def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    # On the subcommand the defaults are suppressed so they do not overwrite values given before it.
+    def default(value):
+        return argparse.SUPPRESS if suppress else value
+
+    parser.add_argument("--model", metavar="DIR", default=default(None),
+                        help="model directory (default: the bundled models/default)")
+    parser.add_argument("--backend", choices=BACKENDS, default=default("auto"),
+                        help="runtime backend (default: auto, the fastest available)")
+    parser.add_argument("--latency-budget-ms", type=float, default=default(None), metavar="MS",
+                        help="time per completion for context encoding and all denoising steps")
+    parser.add_argument("--log-file", metavar="PATH", default=default(None), help="log here instead of stderr")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=default("info"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quicksilver", description="Quicksilver code-completion language server.",
+        epilog="Without a COMMAND it serves LSP over stdio until the client exits or closes stdin.")
+    parser.add_argument("--version", action="version", version=f"quicksilver {__version__}")
+    _add_common_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    complete = commands.add_parser("complete", help="print one completion for FILE:LINE:COL and exit")
+    complete.add_argument("location", metavar="FILE:LINE:COL", help="1-based line and column (in characters)")
+    _add_common_options(complete, suppress=True)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    settings = CompletionSettings()
+    if args.latency_budget_ms is not None:
+        settings = replace(settings, latency_budget_ms=args.latency_budget_ms)
+    return ServerConfig(model_dir=args.model, backend=args.backend, log_level=args.log_level, settings=settings)
+
+
+def parse_location(spec: str) -> Location:
+    """FILE:LINE:COL, split from the right so file names may contain colons."""
+    parts = spec.rsplit(":", 2)
+    if len(parts) != 3 or not parts[0]:
+        raise CliError(f"expected FILE:LINE:COL, got {spec!r}")
+    path, line, column = parts
+    try:
+        line_no, column_no = int(line), int(column)
+    except ValueError:
+        raise CliError(f"line and column must be numbers in {spec!r}") from None
+    if line_no < 1 or column_no < 1:
+        raise CliError(f"line and column are 1-based, got {line_no}:{column_no}")
+    return Location(Path(path), line_no, column_no)
+
+
+def read_source(path: Path) -> str:
+    """The file as text; CliError for missing, unreadable or binary files."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise CliError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CliError(f"{path} is a directory") from None
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if b"\0" in data:
+        raise CliError(f"{path} looks binary (it contains NUL bytes)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{path} is not UTF-8 text (bad byte at offset {exc.start})") from None
+
+
+def build_request(location: Location, text: str) -> CompletionRequest:
+    """The engine request for a 1-based location; CliError when it is outside the file."""
+    lines = split_lines(text)
+    name = location.path.name
+    if location.line > len(lines):
+        raise CliError(f"line {location.line} is past the end of {name} ({len(lines)} lines)")
+    line_text = lines[location.line - 1]
+    if location.column > len(line_text) + 1:
+        raise CliError(f"column {location.column} is past the end of line {location.line} of {name} "
+                       f"({len(line_text)} characters)")
+    return CompletionRequest(text=text, line=location.line - 1, column=location.column - 1,
+                             language=language_for_path(str(location.path)))
+
+
+def configure_logging(level: str, log_file: str | None) -> None:
+    """Logs go to stderr or a file, never stdout: stdout carries the protocol."""
+    handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(handlers=[handler], level=logging.WARNING)
+    apply_log_level(level)
+
+
+def run_complete(args: argparse.Namespace) -> int:
+    """Print one completion to stdout, its latency to stderr."""
+    try:
+        location = parse_location(args.location)
+        request = build_request(location, read_source(location.path))
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    from completion.engine import load_engine  # heavy: only once the request is known to be valid
+    from runtime.base import ModelFileError
+    from runtime.loader import BackendUnavailable
+
+    config = config_from_args(args)
+    try:
+        engine = load_engine(model_dir=config.model_dir, backend=config.backend, settings=config.settings)
+    except (ModelFileError, BackendUnavailable) as exc:
+        print(f"error: cannot load the model: {exc}", file=sys.stderr)
+        return 1
+    t0 = time.perf_counter()
+    try:
+        result = engine.complete(request)
+    except CompletionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(result.text)
+    print(f"latency: {(time.perf_counter() - t0) * 1000:.1f} ms ({result.steps} steps, {engine.backend_name})",
+          file=sys.stderr)
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    """LSP over stdio until exit or end of input; the exit code follows the LSP exit rules."""
+    from lsp_server.server import create_server
+
+    server = create_server(config_from_args(args))
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print() must not corrupt the protocol stream
+    try:
+        server.start_io(stdin, stdout)
+    finally:
+        server.close()
+    return server.exit_code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging(args.log_level, args.log_file)
+    if args.command == "complete":
+        return run_complete(args)
+    return serve(args)

@@ -1,0 +1,118 @@
+"""Export a tiny random model to ONNX once, then check it against torch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="export needs PyTorch (pip install 'quicksilver-lsp[train]')")
+pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
+
+from export.onnx import DATA_FILE, DENOISER_FILE, ENCODER_FILE, check_parity, export_onnx  # noqa: E402
+from runtime.model import Denoiser, ModelConfig, save_checkpoint  # noqa: E402
+from runtime.onnx_backend import OnnxBackend  # noqa: E402
+
+CFG = ModelConfig(vocab_size=512, n_layer=2, n_head=2, d_model=32)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[Path, Path]:
+    """(weights, onnx_dir): one export pass per graph for the whole module."""
+    torch.manual_seed(0)
+    model = Denoiser(CFG)
+    with torch.no_grad():  # fresh LayerNorms are all ones (and alike); a trained model's are not
+        for p in model.parameters():
+            if p.dim() == 1:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+    root = tmp_path_factory.mktemp("export")
+    weights = root / "ckpt" / "w.safetensors"
+    save_checkpoint(model, weights)
+    out = export_onnx(weights, root / "onnx")
+    return weights, out
+
+
+def test_files_and_config(exported):
+    weights, out = exported
+    for name in (ENCODER_FILE, DENOISER_FILE, DATA_FILE, "config.json", "model.safetensors"):
+        assert (out / name).is_file(), name
+    cfg = json.loads((out / "config.json").read_text())
+    assert {k: cfg[k] for k in ("vocab_size", "n_layer", "n_head", "d_model", "mlp_ratio", "rope_theta")} == {
+        "vocab_size": 512, "n_layer": 2, "n_head": 2, "d_model": 32, "mlp_ratio": 4, "rope_theta": 10000.0}
+    assert cfg["span_buckets"] == [8, 16, 32, 64]
+    assert (out / "model.safetensors").read_bytes() == weights.read_bytes()
+
+
+def test_graphs_share_one_weights_file(exported):
+    """Each weight is stored once: the data file is about the size of the parameters,
+    both graphs reference only it, and the graph files themselves are small."""
+    import onnx
+
+    _, out = exported
+    param_bytes = sum(p.numel() * 4 for p in Denoiser(CFG).parameters())
+    data_size = (out / DATA_FILE).stat().st_size
+    assert data_size < 1.2 * param_bytes
+    for name in (ENCODER_FILE, DENOISER_FILE):
+        proto = onnx.load(str(out / name), load_external_data=False)
+        locations = {e.value for t in proto.graph.initializer for e in t.external_data if e.key == "location"}
+        assert locations == {DATA_FILE}
+        assert (out / name).stat().st_size < 0.5 * param_bytes
+
+
+def test_parity_over_dynamic_shapes(exported):
+    """Lengths and batch sizes other than the export's example inputs (T=11, B=3, S=7)."""
+    weights, out = exported
+    result = check_parity(weights, out, ctx_lens=(3, 9, 40, 130),
+                          span_shapes=((1, 1), (1, 8), (2, 16), (4, 33), (1, 64)))
+    assert result["encoder"] < 1e-3
+    assert result["kv"] < 1e-3
+    assert result["denoiser"] < 1e-3
+
+
+def _full_forward_logits(model: Denoiser, ctx: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """Logits over context + span from the training-time full pass with the stage-2 mask."""
+    B, S = span.shape
+    T = ctx.shape[1]
+    ids = torch.from_numpy(np.concatenate([np.repeat(ctx, B, axis=0), span], axis=1))
+    with torch.no_grad():
+        h = model.forward_infill(ids, torch.full((B,), T), torch.full((B,), S))
+        return model.logits(h).numpy()
+
+
+@pytest.mark.parametrize("T,B,S", [(5, 1, 8), (23, 2, 16)])
+def test_kv_cache_path_equals_full_forward(exported, T, B, S):
+    """encode_context + denoise_span (torch and ORT) == forward_infill: the cache is exact."""
+    from runtime.model import load_checkpoint
+
+    weights, out = exported
+    model, _ = load_checkpoint(weights)
+    model.eval()
+    rng = np.random.default_rng(T)
+    ctx = rng.integers(0, CFG.vocab_size, (1, T), dtype=np.int64)
+    span = rng.integers(0, CFG.vocab_size, (B, S), dtype=np.int64)
+    full = _full_forward_logits(model, ctx, span)  # (B, T+S, V)
+
+    with torch.no_grad():
+        first, kv = model.encode_context(torch.from_numpy(ctx))
+        steps = model.denoise_span(torch.from_numpy(span), kv).numpy()
+    np.testing.assert_allclose(first.numpy()[0], full[0, T - 1], atol=1e-4)
+    np.testing.assert_allclose(steps, full[:, T:], atol=1e-4)
+
+    backend = OnnxBackend(out)
+    state = backend.encode_context(ctx)
+    np.testing.assert_allclose(state.first_logits, full[0, T - 1], atol=1e-3)
+    np.testing.assert_allclose(backend.denoise_span(span, state), full[:, T:], atol=1e-3)
+
+
+def test_missing_weights_data_names_it(exported, tmp_path):
+    import shutil
+
+    from runtime.base import ModelFileError
+
+    _, out = exported
+    broken = Path(shutil.copytree(out, tmp_path / "broken"))
+    (broken / DATA_FILE).unlink()
+    with pytest.raises(ModelFileError, match=DATA_FILE):
+        OnnxBackend(broken)
