@@ -13,9 +13,11 @@ processes never compete with the latency-budgeted engine for the 2 cores.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -26,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import exact_match as em
-from benchmarks.checkpoints import DEFAULT_CURVE, append_curve, checkpoint_info
+from benchmarks.checkpoints import DEFAULT_CURVE, append_curve, checkpoint_info, summarize
 from benchmarks.humaneval import BASELINES, EXPECTED_TASKS, TIMEOUT_S, Executor, Task, derive_tasks, load_problems
 from completion.api import Completion, CompletionError, CompletionRequest, CompletionSettings
 
@@ -72,19 +74,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _torch_model_dir(weights: Path, tokenizer: Path) -> Path:
     """A temp model directory the loader's torch backend reads: config.json, tokenizer.json
-    and model.safetensors (a link to the checkpoint)."""
+    and model.safetensors, a copy of the checkpoint, so a training job replacing the file
+    mid-run cannot mix two versions into one result."""
     from benchmarks.checkpoints import read_metadata
 
     if not weights.is_file():
         raise FileNotFoundError(f"model weights not found: {weights}")
     d = Path(tempfile.mkdtemp(prefix="qs_bench_model_"))
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
     (d / "config.json").write_text(json.dumps(read_metadata(weights)["config"], indent=2))
     (d / "tokenizer.json").symlink_to(tokenizer.resolve())
-    (d / "model.safetensors").symlink_to(weights.resolve())
+    shutil.copyfile(weights, d / "model.safetensors")
     return d
 
 
-def load_engine(args: argparse.Namespace, settings: CompletionSettings):
+def build_engine(args: argparse.Namespace, settings: CompletionSettings):
     """(engine, model description) for --model or --weights."""
     from completion.engine import CompletionEngine
     from runtime.costs import StepCostModel
@@ -92,7 +96,7 @@ def load_engine(args: argparse.Namespace, settings: CompletionSettings):
 
     if args.weights is not None:
         model = load_model(_torch_model_dir(args.weights, args.tokenizer), backend="torch", threads=args.threads)
-        ckpt = args.weights
+        ckpt = model.model_dir / "model.safetensors"
     else:
         model = load_model(args.model or default_model_dir(), backend=args.backend, threads=args.threads)
         ckpt = model.model_dir / "model.safetensors"
@@ -101,6 +105,9 @@ def load_engine(args: argparse.Namespace, settings: CompletionSettings):
     engine = CompletionEngine(model, settings, costs)
     desc = {"dir": str(model.model_dir if args.weights is None else args.weights), "backend": model.backend.name,
             "info": asdict(model.info), "threads": args.threads, **checkpoint_info(ckpt)}
+    if args.weights is not None:
+        desc["checkpoint"] = str(args.weights.resolve())
+        desc["snapshot"] = str(ckpt)
     return engine, desc
 
 
@@ -131,8 +138,15 @@ def request_for(task: Task) -> CompletionRequest:
     return CompletionRequest(text=task.prefix + task.suffix, line=task.line, column=0, language="python")
 
 
+def true_length_completion(engine, task: Task) -> Completion:
+    """The engine told the answer's length: the true line's tokens plus one EOS."""
+    span_len = len(engine.model.tokenizer.encode(task.middle)) + 1
+    return engine.with_settings(span_len=span_len).complete(request_for(task))
+
+
 def make_ar(args: argparse.Namespace, engine, model_desc: dict):
-    """(decoder or None, note, weights path)."""
+    """(decoder or None, note, weights path). When the AR checkpoint is the engine's
+    own --weights, the decoder loads the engine's snapshot of it."""
     weights = args.ar_weights
     if weights is None and args.weights is not None and model_desc.get("stage") == "ar":
         weights = args.weights
@@ -144,11 +158,16 @@ def make_ar(args: argparse.Namespace, engine, model_desc: dict):
         return None, "skipped: torch is not installed", None
     from benchmarks.ar import ArDecoder, check_kv_decoding
 
-    dec = ArDecoder.load(weights, engine.model.tokenizer, engine.settings, threads=args.threads)
+    same = args.weights is not None and weights.resolve() == args.weights.resolve()
+    dec = ArDecoder.load(Path(model_desc["snapshot"]) if same else weights, engine.model.tokenizer, engine.settings,
+                         threads=args.threads)
     err = check_kv_decoding(dec.model)
     if err > 1e-3:
         raise RuntimeError(f"KV-cached decoding differs from a full causal pass by {err:.2e}")
-    return dec, f"greedy, KV cache (max |cached - full| logits {err:.1e}), stop at EOS or end of line", weights
+    ckpt = summarize(dec.meta)
+    note = (f"greedy, KV cache (max |cached - full| logits {err:.1e}), stop at EOS or end of line; "
+            f"{weights}: stage {ckpt['stage']}, step {ckpt['step']}, {ckpt['train_hours']} h")
+    return dec, note, weights
 
 
 def run_humaneval(args, engine, ar, ar_note: str) -> tuple[dict, dict]:
@@ -170,9 +189,7 @@ def run_humaneval(args, engine, ar, ar_note: str) -> tuple[dict, dict]:
             comps[name] = generate(name, tasks, lambda t: ar.complete(request_for(t)))
             notes[name] = ar_note
         elif name == "true_length":
-            tok = engine.model.tokenizer
-            comps[name] = generate(name, tasks, lambda t: engine.with_settings(
-                span_len=len(tok.encode(t.middle)) + 1).complete(request_for(t)))
+            comps[name] = generate(name, tasks, lambda t: true_length_completion(engine, t))
             notes[name] = "span_len = tokens of the true line + 1 (EOS)"
         else:
             eng = engine.with_settings(**ENGINE_METHODS[name])
@@ -182,9 +199,15 @@ def run_humaneval(args, engine, ar, ar_note: str) -> tuple[dict, dict]:
         futures = {name: [ex.submit(t, c.text) for t, c in zip(tasks, cs, strict=True)] for name, cs in comps.items()}
         from tqdm import tqdm
 
-        results = {name: [f.result() for f in tqdm(fs, desc=f"{'tests ' + name:>14}", file=sys.stderr,
-                                                    mininterval=1.0, dynamic_ncols=True)]
-                   for name, fs in futures.items()}
+        bar = tqdm(total=sum(map(len, futures.values())), desc=f"{'tests':>14}", file=sys.stderr, mininterval=1.0,
+                   dynamic_ncols=True)
+        results = {}
+        for name, fs in futures.items():
+            results[name] = []
+            for f in fs:
+                results[name].append(f.result())
+                bar.update()
+        bar.close()
     for name in args.methods:
         if name not in comps:
             methods[name] = {"pass_at_1": None, "note": notes.get(name, "skipped")}
@@ -197,12 +220,16 @@ def run_humaneval(args, engine, ar, ar_note: str) -> tuple[dict, dict]:
         if name.startswith("steps_"):
             methods[name]["steps_setting"] = int(name.split("_")[1])
     if args.dump:
+        args.dump.parent.mkdir(parents=True, exist_ok=True)
         with open(args.dump, "w") as f:
             for name, cs in comps.items():
                 for t, c, (ok, why) in zip(tasks, cs, results[name], strict=True):
                     f.write(json.dumps({"method": name, "task": t.task_id, "middle": t.middle, "completion": c.text,
                                         "passed": ok, "reason": why, "steps": c.steps}) + "\n")
-    summary = {"n_tasks": len(tasks), "n_tasks_total": len(all_tasks), "timeout_s": args.timeout,
+    summary = {"task_definition": "program = prompt + canonical_solution; one hole per solution line that is "
+               "non-empty after strip; cursor at column 0 (the model writes the indentation); pass@1 = the "
+               "problem's check(entry_point) passes in an isolated interpreter", "n_tasks": len(tasks),
+               "n_tasks_total": len(all_tasks), "timeout_s": args.timeout,
                "default_span_len": methods.get("engine", {}).get("span_len_mean"), "methods": methods}
     return summary, comps
 
@@ -255,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     machine_start = machine()
     try:
-        engine, model_desc = load_engine(args, base)
+        engine, model_desc = build_engine(args, base)
     except (ModelFileError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

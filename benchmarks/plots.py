@@ -29,6 +29,7 @@ def plot_infill(results: dict, path: Path) -> None:
         ax1.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
     ax1.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     ax1.set_ylabel("pass@1")
+    ax1.set_ylim(0, max(0.05, max(vals, default=0) * 1.2))
     n = results["humaneval"]["n_tasks"]
     ax1.set_title(f"HumanEval single-line infilling ({n} tasks)")
 
@@ -39,8 +40,8 @@ def plot_infill(results: dict, path: Path) -> None:
         ax2.plot([s for s, _, _ in sweep], [p for _, p, _ in sweep], "o-", color="#4a78b0", label="fixed steps")
     one = methods.get("one_per_step", {})
     if one.get("pass_at_1") is not None:
-        ax2.axhline(one["pass_at_1"], color="#4a78b0", ls="--",
-                    label=f"one token per step ({one['forward_passes_mean']:.1f} passes)")
+        ax2.plot([one["steps_mean"]], [one["pass_at_1"]], "D", color="#2a4a80",
+                 label=f"one token per step ({one['steps_mean']:.1f} steps)")
     ar = methods.get("ar", {})
     if ar.get("pass_at_1") is not None:
         ax2.axhline(ar["pass_at_1"], color="#c05050", ls=":",
@@ -49,8 +50,13 @@ def plot_infill(results: dict, path: Path) -> None:
     if base.get("pass_at_1") is not None:
         ax2.axhline(base["pass_at_1"], color="#888888", ls=":", label="`pass` baseline")
     ax2.set_xscale("log", base=2)
-    ax2.set_xlabel("denoising steps (span of %s tokens)" % results["humaneval"].get("default_span_len", "?"))
+    ticks = sorted({s for s, _, _ in sweep} | ({round(one["steps_mean"])} if one.get("steps_mean") else set()))
+    if ticks:
+        ax2.set_xticks(ticks, [str(t) for t in ticks])
+    span = results["humaneval"].get("default_span_len")
+    ax2.set_xlabel("denoising steps" + (f" (span of {span:g} tokens)" if span else ""))
     ax2.set_ylabel("pass@1")
+    ax2.set_ylim(0, max(0.05, ax2.get_ylim()[1]))
     ax2.set_title("pass@1 vs steps")
     ax2.legend(fontsize=8)
     fig.tight_layout()
@@ -65,7 +71,7 @@ def plot_curve(entries: list[dict], path: Path) -> None:
     fig, ax1 = plt.subplots(figsize=(8, 4.8))
     ax2 = ax1.twinx()
     for stage, marker in (("ar", "o"), ("diffusion", "s")):
-        pts = sorted((e["train_hours"], e) for e in entries if e.get("stage") == stage)
+        pts = sorted(((e["train_hours"], e) for e in entries if e.get("stage") == stage), key=lambda p: p[0])
         if not pts:
             continue
         xs = [h for h, _ in pts]
@@ -74,6 +80,8 @@ def plot_curve(entries: list[dict], path: Path) -> None:
         if vl:
             ax2.plot([h for h, _ in vl], [v for _, v in vl], marker + "--", color="#c05050",
                      label=f"val loss ({stage})")
+    ax1.set_xlim(left=0)
+    ax1.set_ylim(0, max(0.05, ax1.get_ylim()[1]))
     ax1.set_xlabel(HOURS_LABEL)
     ax1.set_ylabel("HumanEval single-line pass@1", color="#4a78b0")
     ax2.set_ylabel("validation loss", color="#c05050")

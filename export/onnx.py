@@ -3,10 +3,13 @@
 `encoder.onnx` is `Denoiser.encode_context` (causal pass over the context, giving
 the first span token's logits and every layer's keys/values) and `denoiser.onnx`
 is `Denoiser.denoise_span` (one denoising step over a batch of spans attending to
-that cache). Both use the dynamo exporter: the legacy tracer bakes sequence
-lengths into the attention reshapes.
+that cache). A third, `decoder_step.onnx`, is `Denoiser.decode_step`: one greedy
+autoregressive step with the cache in and the extended cache out, the baseline
+the diffusion sampler is measured against (same weights, same runtime). All use
+the dynamo exporter: the legacy tracer bakes sequence lengths into the attention
+reshapes.
 
-The two graphs hold the same weights (the exporter folds transposes, so they are
+The graphs hold the same weights (the exporter folds transposes, so they are
 bit-identical copies), and the export directory is committed, so tensors are
 written once to `weights.onnx.data` and both graphs point at the same offsets,
 matched by content (dtype, shape, bytes), not by name: the exporter names folded
@@ -36,6 +39,7 @@ from runtime.model import Denoiser, ModelConfig, load_checkpoint
 
 ENCODER_FILE = "encoder.onnx"
 DENOISER_FILE = "denoiser.onnx"
+DECODER_STEP_FILE = "decoder_step.onnx"
 DATA_FILE = "weights.onnx.data"
 SPAN_BUCKETS = [8, 16, 32, 64]
 MAX_CONTEXT = 8192  # bounds for the symbolic dims; ORT itself does not enforce them
@@ -70,9 +74,19 @@ class _SpanDenoiser(nn.Module):
         return self.model.denoise_span(span_ids, kv)
 
 
-def export_graphs(model: Denoiser, opset: int | None = None) -> tuple[onnx.ModelProto, onnx.ModelProto]:
-    """Export both graphs in memory with dynamic context, span and batch lengths.
-    Example sizes are distinct (T=11, S=7, B=3) so no dim gets specialised to another."""
+class _DecoderStep(nn.Module):
+    def __init__(self, model: Denoiser):
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: torch.Tensor, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.decode_step(ids, kv)
+
+
+def export_graphs(model: Denoiser, opset: int | None = None) -> dict[str, onnx.ModelProto]:
+    """Export the three graphs in memory with dynamic context, span and batch lengths.
+    Example sizes are distinct (T=11, S=7, B=3) so no dim gets specialised to another.
+    The decoder step is batch 1, one token: the cache it extends is one request's."""
     model = model.eval()
     cfg = model.cfg
     gen = torch.Generator().manual_seed(0)
@@ -99,7 +113,16 @@ def export_graphs(model: Denoiser, opset: int | None = None) -> tuple[onnx.Model
     den = torch.onnx.export(_SpanDenoiser(model).eval(), (span, kv), input_names=["span_ids", "kv"],
                             output_names=["logits"], dynamic_shapes={"span_ids": {0: B, 1: S}, "kv": {4: T}}, **common)
     log(f"exported {DENOISER_FILE} in {time.perf_counter() - t0:.1f}s")
-    return _strip_debug(enc.model_proto, "encoder"), _strip_debug(den.model_proto, "denoiser")
+
+    t0 = time.perf_counter()
+    log(f"exporting {DECODER_STEP_FILE} ...")
+    step = torch.randint(0, cfg.vocab_size, (1, 1), generator=gen)
+    dec = torch.onnx.export(_DecoderStep(model).eval(), (step, kv), input_names=["ids", "kv"],
+                            output_names=["logits", "next_kv"], dynamic_shapes={"ids": None, "kv": {4: T}}, **common)
+    log(f"exported {DECODER_STEP_FILE} in {time.perf_counter() - t0:.1f}s")
+    return {ENCODER_FILE: _strip_debug(enc.model_proto, "encoder"),
+            DENOISER_FILE: _strip_debug(den.model_proto, "denoiser"),
+            DECODER_STEP_FILE: _strip_debug(dec.model_proto, "decoder_step")}
 
 
 def _strip_debug(proto: onnx.ModelProto, role: str) -> onnx.ModelProto:
@@ -166,17 +189,17 @@ def export_onnx(weights: Path, out_dir: Path, tokenizer: Path | None = None, ops
     cfg = model.cfg
     log(f"model: {cfg.n_layer} layers, {cfg.n_head} heads, width {cfg.d_model}, vocab {cfg.vocab_size}, "
         f"{model.num_params() / 1e6:.2f}M params" + (f", step {meta['step']}" if "step" in meta else ""))
-    enc, den = export_graphs(model, opset)
+    graphs = export_graphs(model, opset)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stats = save_shared({ENCODER_FILE: enc, DENOISER_FILE: den}, out_dir)
-    log(f"wrote {ENCODER_FILE}, {DENOISER_FILE} and {DATA_FILE} ({stats['tensors']} shared tensors, "
+    stats = save_shared(graphs, out_dir)
+    log(f"wrote {', '.join(graphs)} and {DATA_FILE} ({stats['tensors']} shared tensors, "
         f"{stats['bytes'] / 1e6:.1f} MB)")
     write_config(cfg, out_dir)
     target = out_dir / "model.safetensors"
     if not target.exists() or not target.samefile(weights):
         shutil.copyfile(weights, target)
         log(f"copied weights to {target}")
-    if tokenizer is not None:
+    if tokenizer is not None and Path(tokenizer).resolve() != (out_dir / "tokenizer.json").resolve():
         shutil.copyfile(tokenizer, out_dir / "tokenizer.json")
         log(f"copied tokenizer to {out_dir / 'tokenizer.json'}")
     return out_dir

@@ -1,0 +1,134 @@
+"""Write the bundled model's card from the benchmark results, so its numbers are the benchmark's.
+
+    python -m benchmarks.model_card --model models/default
+
+Reads the weights' safetensors metadata (tokens seen, training hours, stage), the
+corpus manifest kept beside the model, and `benchmarks/results/*.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from benchmarks.checkpoints import read_metadata
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _fmt(x, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def training_section(meta: dict, config: dict) -> list[str]:
+    init = meta.get("init") or {}
+    ar_hours = (init.get("train_seconds") or 0.0) / 3600
+    own_hours = (meta.get("train_seconds") or 0.0) / 3600
+    ar_tokens = init.get("tokens") or 0
+    own_tokens = meta.get("tokens") or 0
+    if meta.get("stage") == "ar":
+        ar_hours, own_hours, ar_tokens, own_tokens = own_hours, 0.0, own_tokens, 0
+    n_params = config.get("n_params")
+    lines = [
+        "## Network and training",
+        "",
+        f"- Transformer denoiser: {config['n_layer']} layers, width {config['d_model']}, {config['n_head']} heads, "
+        f"vocabulary {config['vocab_size']} (byte-level BPE), rotary positions, tied embeddings"
+        + (f"; {n_params / 1e6:.2f}M parameters." if n_params else "."),
+        f"- Stage 1, autoregressive fill-in-the-middle: {ar_tokens / 1e6:.1f}M tokens, {ar_hours:.2f} h.",
+        f"- Stage 2, masked-diffusion adaptation: {own_tokens / 1e6:.1f}M tokens, {own_hours:.2f} h.",
+        f"- Total: {(ar_tokens + own_tokens) / 1e6:.1f}M tokens in {ar_hours + own_hours:.2f} CPU-hours "
+        "(wall-clock hours on a 2-core machine, bf16 autocast, shared with other work).",
+        f"- Validation loss of this checkpoint: {_fmt(meta.get('val_loss'))}.",
+        "",
+    ]
+    return lines
+
+
+def corpus_section(manifest: dict | None) -> list[str]:
+    if not manifest:
+        return ["## Corpus", "", "No corpus manifest beside the model.", ""]
+    stats = manifest.get("stats", {})
+    langs = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in manifest.get("bytes_by_language", {}).items())
+    licenses = ", ".join(f"{k} {v}" for k, v in manifest.get("licenses_by_file", {}).items())
+    return [
+        "## Corpus",
+        "",
+        "Real source code already on the training machine (`python -m training.corpus`): the CPython standard "
+        "library without its tests, installed packages' sources, C/C++ headers; generated code filtered out, "
+        "deduplicated by content, nothing from HumanEval.",
+        "",
+        f"- Train: {stats.get('files_train', 0)} files, {stats.get('bytes_train', 0) / 1e6:.0f} MB; "
+        f"validation: {stats.get('files_val', 0)} files, {stats.get('bytes_val', 0) / 1e6:.1f} MB (split by file).",
+        f"- By language: {langs}.",
+        f"- Licenses detected per file: {licenses}.",
+        "",
+    ]
+
+
+def scores_section(infill: dict | None, speed: dict | None) -> list[str]:
+    lines = ["## Scores", ""]
+    if infill:
+        he = infill["humaneval"]
+        lines += [f"HumanEval single-line infilling ({he['n_tasks']} of {he['n_tasks_total']} tasks, pass@1), "
+                  f"from `benchmarks/results/infill.json` ({infill['date']}):", "",
+                  "| method | pass@1 | forward passes | latency p50 (ms) |", "|---|---|---|---|"]
+        for name, m in he["methods"].items():
+            lines.append(f"| {name} | {_fmt(m['pass_at_1'])} | {m['forward_passes_mean']:.1f} | "
+                         f"{m['latency_ms_p50']:.0f} |")
+        em = (infill.get("exact_match") or {}).get("methods", {})
+        if em:
+            lines += ["", "Exact match of completed lines on held-out validation files: "
+                      + ", ".join(f"{k} {_fmt(v['exact_match'])}" for k, v in em.items()) + "."]
+        lines.append("")
+    else:
+        lines += ["No infill benchmark results yet (`python -m benchmarks.infill`).", ""]
+    if speed:
+        keys = ("diffusion_vs_ar_speedup_span32", "ort_vs_torch_speedup", "single_line_latency_p50_ms")
+        lines += ["Speed (`benchmarks/results/speed.json`): "
+                  + ", ".join(f"{k} = {speed[k]:.2f}" for k in keys if isinstance(speed.get(k), (int, float)))
+                  + ".", ""]
+    return lines
+
+
+def render(model_dir: Path, results: Path = RESULTS) -> str:
+    config = json.loads((model_dir / "config.json").read_text())
+    meta = read_metadata(model_dir / "model.safetensors")
+    manifest = _load(model_dir / "corpus_manifest.json")
+    lines = [
+        "# Quicksilver default model",
+        "",
+        "A small masked-diffusion code infiller, trained from scratch on one 2-core CPU: autoregressive "
+        "fill-in-the-middle pre-training, then adaptation to masked-diffusion infilling (causal context, "
+        "bidirectional span, logits shifted by one). Served by ONNX Runtime from `encoder.onnx` + "
+        "`denoiser.onnx` (shared `weights.onnx.data`); `model.safetensors` holds the same weights for "
+        "training and the PyTorch backend. This card is generated by `python -m benchmarks.model_card`.",
+        "",
+        "Files: `config.json`, `tokenizer.json`, `model.safetensors`, `encoder.onnx`, `denoiser.onnx`, "
+        "`weights.onnx.data`, `corpus_manifest.json`.",
+        "",
+    ]
+    lines += training_section(meta, config)
+    lines += corpus_section(manifest)
+    lines += scores_section(_load(results / "infill.json"), _load(results / "speed.json"))
+    lines += ["## Limits", "",
+              "Trained for a few CPU-hours: far below useful quality for most code. Training goes on across "
+              "sessions; the learning curve is in `benchmarks/results/learning_curve.json`.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, default=Path("models/default"))
+    p.add_argument("--results", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    (args.model / "README.md").write_text(render(args.model, args.results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The infilling benchmark's parts that need no trained model: task derivation, the
+sandboxed executor and baselines, exact-match sampling, checkpoint metadata, the
+KV-cached autoregressive decoder (on a tiny random model) and the plots."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from benchmarks import exact_match as em
+from benchmarks.checkpoints import append_curve, summarize
+from benchmarks.humaneval import (
+    EXPECTED_TASKS,
+    Executor,
+    derive_tasks,
+    empty_baseline,
+    load_problems,
+    pass_baseline,
+    run_program,
+)
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return load_problems()
+
+
+@pytest.fixture(scope="module")
+def tasks(problems):
+    return {t.task_id: t for t in derive_tasks(problems)}
+
+
+def test_task_count_and_reconstruction(problems, tasks):
+    assert len(tasks) == EXPECTED_TASKS == 1033
+    for t in tasks.values():
+        p = problems[t.problem_id]
+        assert t.prefix + t.middle + t.suffix == p["prompt"] + p["canonical_solution"]
+        assert t.middle.strip() and "\n" not in t.middle
+        assert t.prefix.endswith("\n") and (t.suffix.startswith("\n") or t.suffix == "")
+        assert (t.prefix + t.suffix).split("\n")[t.line] == ""  # the cursor's line is the emptied hole
+
+
+def test_executor_canonical_passes_and_wrong_lines_fail(tasks):
+    picked = [tasks["HumanEval/0/L7"], tasks["HumanEval/2/L0"]]
+    assert picked[0].middle == "    return False"
+    with Executor(load_problems()) as ex:
+        assert ex.score(picked, [t.middle for t in picked]) == [True, True]
+        assert ex.score(picked, [empty_baseline(t) for t in picked]) == [False, False]
+        assert ex.score(picked, ["    return True", "    return 0"]) == [False, False]
+
+
+def test_pass_baseline_uses_the_same_executor(tasks):
+    t_pass, t_fail = tasks["HumanEval/10/L1"], tasks["HumanEval/0/L7"]
+    assert pass_baseline(t_pass) == t_pass.indent + "pass" == "        pass"
+    with Executor(load_problems()) as ex:
+        assert ex.score([t_pass, t_fail], [pass_baseline(t_pass), pass_baseline(t_fail)]) == [True, False]
+
+
+def test_sandbox_blocks_network_and_times_out():
+    ok, why = run_program("import socket\nsocket.create_connection(('127.0.0.1', 9))\n")
+    assert not ok and "blocked" in why
+    ok, why = run_program("while True:\n    pass\n", timeout=0.5)
+    assert (ok, why) == (False, "timeout")
+
+
+def test_exact_match_sampling_is_deterministic_and_removes_the_line():
+    files = [("a.py", "def f():\n    return 1\n\nx = f()\n"), ("b.py", "import os\n  \nprint(os.sep)\n")]
+    lines = em.sample_lines(files, 4)
+    assert lines == em.sample_lines(files, 4) and len(lines) == 4
+    by_target = {t.target: t for t in lines}
+    t = by_target["return 1"]
+    assert (t.line, t.column) == (1, 4) and t.text == "def f():\n    \n\nx = f()\n"
+    assert em.is_exact(t, "return 1  \nmore") and not em.is_exact(t, "\nreturn 1")
+    assert all(t.target.strip() for t in lines)
+
+
+def test_checkpoint_summary_counts_stage_one_hours():
+    s = summarize({"stage": "diffusion", "tokens": 100, "train_seconds": 1800.0, "best_val": math.inf,
+                   "init": {"path": "runs/ar/best.safetensors", "tokens": 50, "train_seconds": 5400.0}})
+    assert s["train_hours"] == 2.0 and s["total_tokens"] == 150 and s["val_loss"] is None
+    assert summarize({"stage": "ar", "train_seconds": 36.0, "val_loss": 4.5})["val_loss"] == 4.5
+
+
+def test_learning_curve_appends_and_plots(tmp_path):
+    from benchmarks.plots import plot_curve
+
+    path = tmp_path / "curve.json"
+    append_curve({"stage": "ar", "train_hours": 0.5, "pass_at_1": 0.01, "val_loss": 5.0}, path)
+    entries = append_curve({"stage": "diffusion", "train_hours": 1.0, "pass_at_1": 0.02, "val_loss": None}, path)
+    assert len(json.loads(path.read_text())) == 2
+    plot_curve(entries, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").stat().st_size > 0
+
+
+def test_kv_cached_decoding_matches_full_pass(tokenizer):
+    torch = pytest.importorskip("torch")
+    from benchmarks.ar import ArDecoder, check_kv_decoding
+    from completion.api import CompletionRequest, CompletionSettings
+    from runtime.model import Denoiser, ModelConfig
+
+    torch.manual_seed(0)
+    model = Denoiser(ModelConfig(vocab_size=tokenizer.vocab_size, n_layer=2, n_head=2, d_model=32)).eval()
+    assert check_kv_decoding(model) < 1e-4
+    dec = ArDecoder(model, {}, tokenizer, CompletionSettings(), max_new_tokens=6)
+    c = dec.complete(CompletionRequest(text="def f(x):\n\n", line=1, column=0))
+    assert 1 <= c.forward_passes <= 7 and "\n" not in c.text.strip("\n")
