@@ -21,11 +21,15 @@ class InvalidPosition(CompletionError):
 class CompletionSettings:
     latency_budget_ms: float = 150.0  # time for context encode + all denoising steps
     max_lines: int = 1  # 1: single-line completions; more lets block bodies through
-    prefix_tokens: int = 320  # context window before the cursor
-    suffix_tokens: int = 128  # after the cursor: diffusion sees it all at once
+    # Context windows: 192 + 128 tokens is the bundled model's training window (320 tokens), and the
+    # suffix is 40% of it (autoregressive tools keep ~15%): diffusion sees all of it at once.
+    prefix_tokens: int = 192  # context window before the cursor
+    suffix_tokens: int = 128  # after the cursor
     span_len: int | None = None  # tokens in the hole; None lets the engine choose
     steps: int | None = None  # denoising steps; None chooses them from the budget
     min_confidence: float = 0.9  # commit every masked token above this in a step
+    span_candidates: int = 2  # span lengths denoised together in one batch (1: only the preferred one)
+    reject_parse_errors: bool = True  # drop a completion that adds tree-sitter errors
     enabled_languages: list[str] = field(default_factory=lambda: ["*"])
 
 
@@ -34,7 +38,8 @@ class CompletionRequest:
     text: str
     line: int  # 0-based
     column: int  # 0-based, code points
-    language: str = "python"
+    language: str = "python"  # an LSP languageId ("python", "typescriptreact", ...); unknown ones get line context
+    document_id: str | None = None  # e.g. the URI: lets the engine re-parse this document incrementally
 
 
 @dataclass
@@ -46,3 +51,7 @@ class Completion:
     span_len: int = 0
     final: bool = True  # False for an intermediate draft
     from_cache: bool = False
+    hole: str = ""  # the hole kind (completion.hole.HoleKind value), "typed_ahead" from the cache
+    candidate_text: str = ""  # the chosen candidate before the parse check (== text unless rejected)
+    parse_ok: bool | None = None  # whether the candidate kept the parse; None when not checked
+    candidates: int = 1  # span lengths denoised together

@@ -1,18 +1,24 @@
 """Prefix and suffix windows around the cursor, by token budget.
 
 Only a window of characters near the cursor is ever tokenized, so a 10 MB file
-costs the same as a small one. Windows are cut at line boundaries; the suffix is
-kept generous because the diffusion model sees all of it at once.
+costs the same as a small one. Windows are cut at line boundaries and, when a
+syntax tree is at hand, moved to a statement boundary: the prefix starts where a
+statement or definition of the scope around the cursor starts (not halfway
+through one), the suffix ends where one ends. The suffix is kept generous because
+the diffusion model sees all of it at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from completion.api import InvalidPosition
+from completion.syntax import SyntaxView
 from runtime.tokenizer import Tokenizer
 
 CHARS_PER_TOKEN_GUESS = 4  # first guess of the character window; refined by measuring
+MAX_SYNTAX_TRIM = 0.5  # a syntax boundary may cost at most this share of a window
 
 
 @dataclass
@@ -23,6 +29,7 @@ class Context:
     suffix_ids: list[int]
     line_prefix: str  # the cursor's line up to the cursor
     line_suffix: str  # the cursor's line after the cursor
+    offset: int = 0  # the cursor's code-point offset in the document
 
 
 def cursor_offset(text: str, line: int, column: int) -> int:
@@ -64,7 +71,7 @@ def _window_after(text: str, offset: int, n_chars: int) -> str:
     return text[offset:end]
 
 
-def _fit(text_for: callable, tok: Tokenizer, budget: int, keep_end: bool) -> tuple[str, list[int]]:
+def _fit(text_for: Callable[[int], str], tok: Tokenizer, budget: int, keep_end: bool) -> tuple[str, list[int]]:
     """Grow or shrink the character window until its tokens fit the budget."""
     n_chars = budget * CHARS_PER_TOKEN_GUESS
     for _ in range(4):
@@ -77,11 +84,70 @@ def _fit(text_for: callable, tok: Tokenizer, budget: int, keep_end: bool) -> tup
     return tok.decode(ids), ids
 
 
-def build_context(text: str, offset: int, tok: Tokenizer, prefix_tokens: int, suffix_tokens: int) -> Context:
+def _line_start(text: str, at: int) -> int:
+    """at itself if only whitespace precedes it on its line, else the start of the next line."""
+    ls = text.rfind("\n", 0, at) + 1
+    if not text[ls:at].strip():
+        return ls
+    nl = text.find("\n", at)
+    return len(text) if nl < 0 else nl + 1
+
+
+def syntax_start(view: SyntaxView, text: str, start: int, offset: int) -> int:
+    """Move a prefix window's start forward to the first statement boundary of the scope that
+    holds both the start and the cursor; the start is kept when none is near enough."""
+    if not (view.contains(start) and view.contains(offset)) or offset - start < 2:
+        return start
+    b0, b1 = view.byte_of(start), view.byte_of(offset)
+    node = view.root.descendant_for_byte_range(b0, max(b0, b1 - 1))
+    if node is None or node.start_byte == b0:
+        return start  # the window already starts where a node starts
+    limit = start + int((offset - start) * MAX_SYNTAX_TRIM)
+    for child in node.named_children:
+        if child.start_byte >= b0:
+            at = _line_start(text, view.offset_of(child.start_byte))
+            return at if start <= at <= limit else start
+    return start
+
+
+def syntax_end(view: SyntaxView, text: str, offset: int, end: int) -> int:
+    """Move a suffix window's end back to the end of the last whole statement of the scope that
+    holds the cursor and the end (then to the end of that line)."""
+    if not (view.contains(offset) and view.contains(end)) or end - offset < 2 or end >= len(text):
+        return end
+    b0, b1 = view.byte_of(offset), view.byte_of(end)
+    node = view.root.descendant_for_byte_range(b0, max(b0, b1 - 1))
+    if node is None or node.end_byte == b1:
+        return end
+    floor = end - int((end - offset) * MAX_SYNTAX_TRIM)
+    for child in reversed(node.named_children):
+        if child.end_byte <= b1:
+            at = view.offset_of(child.end_byte)
+            nl = text.find("\n", at, end)
+            at = end if nl < 0 else nl + 1
+            return at if floor <= at <= end else end
+    return end
+
+
+def build_context(text: str, offset: int, tok: Tokenizer, prefix_tokens: int, suffix_tokens: int,
+                  view: SyntaxView | None = None) -> Context:
     prefix_text, prefix_ids = _fit(lambda n: _window_before(text, offset, n), tok, prefix_tokens, keep_end=True)
     suffix_text, suffix_ids = _fit(lambda n: _window_after(text, offset, n), tok, suffix_tokens, keep_end=False)
+    if view is not None:
+        start = offset - len(prefix_text)
+        if text[start:offset] == prefix_text:  # not a token-truncated window (its text is not the document's)
+            moved = syntax_start(view, text, start, offset)
+            if moved != start:
+                prefix_text = text[moved:offset]
+                prefix_ids = tok.encode(prefix_text)
+        end = offset + len(suffix_text)
+        if text[offset:end] == suffix_text:
+            moved = syntax_end(view, text, offset, end)
+            if moved != end:
+                suffix_text = text[offset:moved]
+                suffix_ids = tok.encode(suffix_text)
     line_start = text.rfind("\n", 0, offset) + 1
     line_end = text.find("\n", offset)
     line_end = len(text) if line_end < 0 else line_end
     return Context(prefix_text, suffix_text, prefix_ids, suffix_ids,
-                   line_prefix=text[line_start:offset], line_suffix=text[offset:line_end].rstrip("\r"))
+                   line_prefix=text[line_start:offset], line_suffix=text[offset:line_end].rstrip("\r"), offset=offset)

@@ -1,35 +1,49 @@
-"""The completion pipeline: position -> context -> mask -> denoise -> post-process.
+"""The completion pipeline: position -> context -> hole -> denoise -> post-process.
 
 Knows nothing of LSP. `complete` is blocking CPU work: the server runs it in a
 worker thread and passes `is_cancelled`, which is checked between denoising steps.
+`stream` is the same pipeline as a generator: improving drafts, then the final one.
+
+Per request: typed-ahead cache -> syntax tree (incremental per document) -> prefix
+and suffix windows cut at statement boundaries -> hole kind and candidate span
+lengths -> one context encode -> denoising steps chosen from the latency budget,
+two span lengths in one batch when the budget allows -> each candidate
+post-processed, checked against the parse, the better kept -> cached.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, replace
 
+from completion import languages
+from completion.api import Completion, CompletionRequest, CompletionSettings
+from completion.cache import CompletionCache
+from completion.context import Context, build_context, cursor_offset
+from completion.hole import HolePlan, classify, plan_hole
+from completion.mask import context_ids
+from completion.postprocess import cut_at_eos, postprocess
+from completion.sampler import BatchResult, SpecialIds, denoise_steps
+from completion.syntax import SyntaxCache, SyntaxView
 from runtime.costs import StepCostModel
 from runtime.loader import LoadedModel, load_model
 
-from completion.api import Completion, CompletionRequest, CompletionSettings
-from completion.context import build_context, cursor_offset
-from completion.hole import classify, span_length
-from completion.mask import context_ids
-from completion.postprocess import postprocess
-from completion.sampler import SpecialIds, committed_prefix, denoise
-
 log = logging.getLogger("quicksilver.completion")
+
+PAIR_MIN_STEPS = 2  # two span lengths share a batch only when the budget buys at least this many steps
 
 
 class CompletionEngine:
     def __init__(self, model: LoadedModel, settings: CompletionSettings | None = None,
-                 costs: StepCostModel | None = None):
+                 costs: StepCostModel | None = None, syntax: SyntaxCache | None = None,
+                 cache: CompletionCache | None = None):
         self.model = model
         self.settings = settings or CompletionSettings()
         self.costs = costs or StepCostModel()
+        self.syntax = syntax or SyntaxCache()
+        self.cache = cache or CompletionCache()
         tok = model.tokenizer
         self.ids = SpecialIds(mask=tok.mask_id, eos=tok.eos_id,
                               forbidden=(tok.mask_id, tok.prefix_id, tok.suffix_id, tok.middle_id))
@@ -38,7 +52,7 @@ class CompletionEngine:
     def backend_name(self) -> str:
         return self.model.backend.name
 
-    def plan_steps(self, span_len: int, ctx_tokens: int, elapsed_ms: float) -> tuple[int, float | None]:
+    def plan_steps(self, span_len: int, ctx_tokens: int, elapsed_ms: float, batch: int = 1) -> tuple[int, float | None]:
         """(steps, confidence threshold). No budget: one token per step, no threshold;
         otherwise as many steps as the remaining budget buys, at most one per token."""
         s = self.settings
@@ -47,47 +61,129 @@ class CompletionEngine:
         if not s.latency_budget_ms or s.latency_budget_ms <= 0:
             return span_len, None
         remaining = s.latency_budget_ms - elapsed_ms
-        steps = self.costs.steps_within(remaining, ctx_tokens, span_len)
+        steps = self.costs.steps_within(remaining, ctx_tokens, span_len, batch=batch)
         return max(1, min(steps, span_len)), s.min_confidence
+
+    def plan_candidates(self, plan: HolePlan, ctx_tokens: int, elapsed_ms: float) -> tuple[tuple[int, ...], int,
+                                                                                          float | None]:
+        """(span lengths to denoise together, steps, threshold): two lengths when the hole has two
+        candidates and the budget still buys PAIR_MIN_STEPS steps for both rows, else the preferred one."""
+        s = self.settings
+        spans = plan.spans[: max(1, s.span_candidates)]
+        if len(spans) > 1:
+            steps, threshold = self.plan_steps(max(spans), ctx_tokens, elapsed_ms, batch=len(spans))
+            no_budget = bool(s.steps) or not s.latency_budget_ms or s.latency_budget_ms <= 0
+            if no_budget or steps >= PAIR_MIN_STEPS:
+                return spans, steps, threshold
+        steps, threshold = self.plan_steps(spans[0], ctx_tokens, elapsed_ms)
+        return spans[:1], steps, threshold
 
     def complete(self, request: CompletionRequest, on_draft: Callable[[Completion], None] | None = None,
                  is_cancelled: Callable[[], bool] | None = None) -> Completion:
+        final = Completion(text="")
+        for completion in self.stream(request, is_cancelled, drafts=on_draft is not None):
+            if completion.final:
+                final = completion
+            elif on_draft is not None:
+                on_draft(completion)
+        return final
+
+    def stream(self, request: CompletionRequest, is_cancelled: Callable[[], bool] | None = None,
+               drafts: bool = True) -> Iterator[Completion]:
+        """Drafts (final=False) after each denoising step (unless drafts=False), then the final completion."""
         t0 = time.perf_counter()
         s = self.settings
         tok = self.model.tokenizer
         offset = cursor_offset(request.text, request.line, request.column)
-        ctx = build_context(request.text, offset, tok, s.prefix_tokens, s.suffix_tokens)
-        kind = classify(ctx)
-        span_len = span_length(kind, s)
+        salt = self.cache_salt(request.language)
+        cached = self.cache.get(request.text, offset, salt)
+        if cached is not None:
+            yield Completion(text=cached, latency_ms=(time.perf_counter() - t0) * 1000, from_cache=True,
+                             hole="typed_ahead", candidate_text=cached)
+            return
+        view = self.syntax_view(request, offset)
+        ctx = build_context(request.text, offset, tok, s.prefix_tokens, s.suffix_tokens, view)
+        plan = plan_hole(classify(ctx, view), s)
         ids = context_ids(tok, ctx.prefix_ids, ctx.suffix_ids)
         t_enc = time.perf_counter()
         state = self.model.backend.encode_context(ids)
         self.costs.observe_encode(ids.shape[1], (time.perf_counter() - t_enc) * 1000)
-        steps, threshold = self.plan_steps(span_len, ids.shape[1], (time.perf_counter() - t0) * 1000)
+        lengths, steps, threshold = self.plan_candidates(plan, ids.shape[1], (time.perf_counter() - t0) * 1000)
+        keeps_parse = self.parse_check(view, offset) if s.reject_parse_errors else None
 
-        def finish(tokens: list[int], steps_taken: int, final: bool) -> Completion:
-            raw = tok.decode(committed_prefix(tokens, self.ids))
-            return Completion(text=postprocess(raw, ctx, s.max_lines), latency_ms=(time.perf_counter() - t0) * 1000,
-                              steps=steps_taken, forward_passes=1 + steps_taken, span_len=span_len, final=final)
+        result = None
+        for result in denoise_steps(self.model.backend, state, lengths, steps, self.ids, threshold, is_cancelled,
+                                    on_timing=self.costs.observe_step):
+            if drafts and not result.cancelled:
+                yield self._draft(result, ctx, plan, t0)
+        completion = self._final(result, ctx, plan, keeps_parse, t0)
+        if not result.cancelled:
+            self.cache.put(request.text, offset, completion.text, salt)
+        log.debug("completion kind=%s spans=%s steps=%d/%d ctx=%d tree=%s latency=%.1fms chars=%d parse_ok=%s",
+                  plan.kind.value, lengths, result.steps, steps, ids.shape[1],
+                  "none" if view is None else "window" if view.windowed else "document", completion.latency_ms,
+                  len(completion.text), completion.parse_ok)
+        yield completion
 
-        step_count = [0]
+    def cache_salt(self, language: str) -> str:
+        """Everything besides the text that changes the answer: typed-ahead entries made under other
+        settings (a benchmark's fixed-step variant, say) must not be served."""
+        fields = asdict(self.settings)
+        fields.pop("enabled_languages", None)
+        return f"{languages.canonical(language)}|{sorted(fields.items())}"
 
-        def on_step(tokens: list[int]) -> None:
-            step_count[0] += 1
-            if on_draft is not None:
-                on_draft(finish(tokens, step_count[0], final=False))
+    def syntax_view(self, request: CompletionRequest, offset: int) -> SyntaxView | None:
+        """The tree around the cursor; None without a grammar, or if tree-sitter fails (then the
+        completion goes on with line-based context rather than failing)."""
+        try:
+            return self.syntax.view(request.text, offset, request.language, request.document_id)
+        except Exception as exc:  # a parser bug must not cost the user the completion
+            log.warning("tree-sitter failed for %s: %s; using line-based context", request.language, exc)
+            return None
 
-        result = denoise(self.model.backend, state, span_len, steps, self.ids, threshold,
-                         on_step=on_step, is_cancelled=is_cancelled,
-                         on_timing=lambda ms: self.costs.observe_step(span_len, 1, ms))
-        completion = finish(result.tokens, result.steps, final=True)
-        log.debug("completion kind=%s span=%d steps=%d/%d ctx=%d latency=%.1fms chars=%d", kind.value, span_len,
-                  result.steps, steps, ids.shape[1], completion.latency_ms, len(completion.text))
-        return completion
+    def parse_check(self, view: SyntaxView | None, offset: int) -> Callable[[str], bool | None] | None:
+        """A function telling whether inserting a text at the cursor keeps the parse no worse."""
+        if view is None:
+            return None
+        parser = self.syntax.parser(view.language)
+        before = view.errors()
+
+        def keeps_parse(text: str) -> bool | None:
+            try:
+                return view.errors_with_insertion(offset, text, parser).no_worse_than(before, len(text.encode("utf-8")))
+            except Exception as exc:  # unchecked rather than lost
+                log.warning("parse check failed for %s: %s", view.language, exc)
+                return None
+
+        return keeps_parse
+
+    def _decode(self, row: list[int]) -> str:
+        return self.model.tokenizer.decode(cut_at_eos(row, self.ids.eos, self.ids.mask))
+
+    def _draft(self, result: BatchResult, ctx: Context, plan: HolePlan, t0: float) -> Completion:
+        r = max(range(len(result.rows)), key=lambda i: result.mean_confidence(i, self.ids.eos))
+        return Completion(text=postprocess(self._decode(result.rows[r]), ctx, plan.max_lines),
+                          latency_ms=(time.perf_counter() - t0) * 1000, steps=result.steps,
+                          forward_passes=1 + result.steps, span_len=result.lengths[r], final=False,
+                          hole=plan.kind.value, candidates=len(result.rows))
+
+    def _final(self, result: BatchResult, ctx: Context, plan: HolePlan,
+               keeps_parse: Callable[[str], bool | None] | None, t0: float) -> Completion:
+        """Post-process every candidate; keep a non-empty one that keeps the parse, then the most confident."""
+        scored = []
+        for r, row in enumerate(result.rows):
+            text = postprocess(self._decode(row), ctx, plan.max_lines)
+            ok = keeps_parse(text) if keeps_parse is not None and text else None
+            conf = result.mean_confidence(r, self.ids.eos)
+            scored.append(((ok is not False, bool(text), conf), r, text, ok))
+        _, r, text, ok = max(scored, key=lambda item: item[0])
+        return Completion(text="" if ok is False else text, latency_ms=(time.perf_counter() - t0) * 1000,
+                          steps=result.steps, forward_passes=1 + result.steps, span_len=result.lengths[r],
+                          hole=plan.kind.value, candidate_text=text, parse_ok=ok, candidates=len(result.rows))
 
     def with_settings(self, **changes) -> CompletionEngine:
-        """A view of this engine with other settings, sharing the model and costs."""
-        return CompletionEngine(self.model, replace(self.settings, **changes), self.costs)
+        """A view of this engine with other settings, sharing the model, costs, trees and cache."""
+        return CompletionEngine(self.model, replace(self.settings, **changes), self.costs, self.syntax, self.cache)
 
 
 def load_engine(model_dir: str | None = None, backend: str = "auto", threads: int | None = None,
@@ -95,5 +191,5 @@ def load_engine(model_dir: str | None = None, backend: str = "auto", threads: in
     """Load the model, measure its step costs with a short warm-up, and build the engine."""
     model = load_model(model_dir, backend=backend, threads=threads)
     costs = StepCostModel()
-    costs.warm_up(model.backend)
+    costs.warm_up(model.backend, batches=(1, 2))  # batch 2: two span lengths at once
     return CompletionEngine(model, settings, costs)

@@ -25,6 +25,16 @@ def masked_span(tok: Tokenizer, span_len: int, batch: int = 1) -> np.ndarray:
     return np.full((batch, span_len), tok.mask_id, dtype=np.int64)
 
 
+def candidate_spans(mask_id: int, eos_id: int, lengths: list[int] | tuple[int, ...]) -> np.ndarray:
+    """(len(lengths), max(lengths)) int64: one row per candidate span length, all as long as the
+    longest so they share one batch; a shorter candidate's row is EOS past its own length, committed
+    from the start, which is exactly how training pads a middle to its bucket."""
+    rows = np.full((len(lengths), max(lengths)), mask_id, dtype=np.int64)
+    for r, n in enumerate(lengths):
+        rows[r, n:] = eos_id
+    return rows
+
+
 def bucket_for(n_tokens: int) -> int:
     """Smallest span bucket holding n_tokens (the largest if none does)."""
     for b in SPAN_BUCKETS:

@@ -6,16 +6,23 @@ commits the ones whose confidence is above a threshold plus at least
 planned number of steps. Committed tokens stay committed; once an EOS is committed
 everything after it is EOS, and the first token is never EOS. With `steps == span_len` and no threshold it commits
 one token per step.
+
+Several candidate span lengths can share one batch (one context, B rows of the same
+length S): the shorter candidate's row has EOS committed past its length from the
+start. Guessing the hole's length is the hard part of diffusion infilling, so
+trying two lengths at once and keeping the better one is cheap insurance.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from completion.mask import candidate_spans
 from runtime.base import ContextState, DenoiserBackend
 
 
@@ -64,38 +71,88 @@ def choose_commits(masked: np.ndarray, conf: np.ndarray, steps_left: int, thresh
     return np.sort(chosen)
 
 
+@dataclass
+class BatchResult:
+    rows: list[list[int]]  # one span per candidate length, all max(lengths) long
+    confidence: list[list[float]]  # probability each token had when committed (0 where forced or masked)
+    lengths: list[int]
+    steps: int
+    cancelled: bool = False
+
+    def mean_confidence(self, r: int, eos: int) -> float:
+        """Mean committed-token probability of row r up to and including its first EOS (the
+        decision to stop counts too); forced EOS padding does not count."""
+        row, conf = self.rows[r], self.confidence[r]
+        end = next((j + 1 for j, t in enumerate(row) if t == eos), len(row))
+        vals = [c for c in conf[: min(end, self.lengths[r])] if c > 0]
+        return sum(vals) / len(vals) if vals else 0.0
+
+
+def denoise_steps(backend: DenoiserBackend, state: ContextState, lengths: list[int] | tuple[int, ...], steps: int,
+                  ids: SpecialIds, threshold: float | None = None, is_cancelled: Callable[[], bool] | None = None,
+                  on_timing: Callable[[int, int, float], None] | None = None) -> Iterator[BatchResult]:
+    """Fill one span per candidate length in one batch over the shared context, in at most
+    `steps` steps, yielding the state after every step (the last yield is the result). Rows
+    are padded to the longest with EOS committed from the start; a row leaves the batch once
+    nothing in it is masked. on_timing(span_len, batch, ms) after each denoiser call."""
+    span = candidate_spans(ids.mask, ids.eos, lengths)
+    conf_kept = np.zeros(span.shape, dtype=np.float32)
+    S = span.shape[1]
+    steps = max(1, min(steps, max(lengths)))
+    taken = 0
+    snapshot = BatchResult(span.tolist(), conf_kept.tolist(), list(lengths), taken)
+    while taken < steps:
+        active = np.flatnonzero((span == ids.mask).any(axis=1))
+        if len(active) == 0:
+            break
+        if is_cancelled is not None and is_cancelled():
+            snapshot.cancelled = True
+            break
+        t0 = time.perf_counter()
+        out = backend.denoise_span(span[active], state)
+        if on_timing is not None:
+            on_timing(S, len(active), (time.perf_counter() - t0) * 1000)
+        taken += 1
+        for k, r in enumerate(active):
+            masked = span[r] == ids.mask
+            logits = shifted_logits(state, out[k])
+            logits[0, ids.eos] = -np.inf  # a suggestion has at least one token: empty helps nobody
+            best, conf = confidences(logits, ids.forbidden)
+            for j in choose_commits(masked, conf, steps - taken + 1, threshold):
+                span[r, j] = best[j]
+                conf_kept[r, j] = conf[j]
+            eos_at = np.flatnonzero(span[r] == ids.eos)
+            if len(eos_at):  # everything after the first committed EOS is EOS
+                span[r, eos_at[0]:] = ids.eos
+        snapshot = BatchResult(span.tolist(), conf_kept.tolist(), list(lengths), taken)
+        yield snapshot
+    if snapshot.cancelled or taken == 0:
+        yield snapshot
+
+
+def denoise_rows(backend: DenoiserBackend, state: ContextState, lengths: list[int] | tuple[int, ...], steps: int,
+                 ids: SpecialIds, threshold: float | None = None,
+                 on_step: Callable[[list[list[int]]], None] | None = None,
+                 is_cancelled: Callable[[], bool] | None = None,
+                 on_timing: Callable[[int, int, float], None] | None = None) -> BatchResult:
+    """`denoise_steps` run to the end; on_step(rows) after every step."""
+    result = None
+    for result in denoise_steps(backend, state, lengths, steps, ids, threshold, is_cancelled, on_timing):
+        if on_step is not None and not result.cancelled and result.steps > 0:
+            on_step(result.rows)
+    return result
+
+
 def denoise(backend: DenoiserBackend, state: ContextState, span_len: int, steps: int, ids: SpecialIds,
             threshold: float | None = None, on_step: Callable[[list[int]], None] | None = None,
             is_cancelled: Callable[[], bool] | None = None,
             on_timing: Callable[[float], None] | None = None) -> SampleResult:
-    """Fill a span of span_len MASKs in at most `steps` steps."""
-    import time
-
-    span = np.full(span_len, ids.mask, dtype=np.int64)
-    steps = max(1, min(steps, span_len))
-    taken = 0
-    while taken < steps:
-        masked = span == ids.mask
-        if not masked.any():
-            break
-        if is_cancelled is not None and is_cancelled():
-            return SampleResult(span.tolist(), taken, cancelled=True)
-        t0 = time.perf_counter()
-        out = backend.denoise_span(span[None, :], state)[0]
-        if on_timing is not None:
-            on_timing((time.perf_counter() - t0) * 1000)
-        taken += 1
-        logits = shifted_logits(state, out)
-        logits[0, ids.eos] = -np.inf  # a suggestion has at least one token: empty helps nobody
-        best, conf = confidences(logits, ids.forbidden)
-        for j in choose_commits(masked, conf, steps - taken + 1, threshold):
-            span[j] = best[j]
-        eos_at = np.flatnonzero(span == ids.eos)
-        if len(eos_at):  # everything after the first committed EOS is EOS
-            span[eos_at[0]:] = ids.eos
-        if on_step is not None:
-            on_step(span.tolist())
-    return SampleResult(span.tolist(), taken)
+    """Fill a span of span_len MASKs in at most `steps` steps (one row of `denoise_rows`)."""
+    result = denoise_rows(backend, state, [span_len], steps, ids, threshold,
+                          on_step=None if on_step is None else lambda rows: on_step(rows[0]),
+                          is_cancelled=is_cancelled,
+                          on_timing=None if on_timing is None else lambda _s, _b, ms: on_timing(ms))
+    return SampleResult(result.rows[0], result.steps, result.cancelled)
 
 
 def committed_prefix(tokens: list[int], ids: SpecialIds) -> list[int]:

@@ -42,3 +42,40 @@ def test_huge_document_costs_like_a_small_one(tokenizer):
     assert len(ctx.prefix_ids) <= 256
     # the window is bounded: the big file is not tokenized whole (orders of magnitude, not wall-clock limits)
     assert t_huge < 50 * t_small + 0.5
+
+
+def _view(text, offset, language="python"):
+    from completion.syntax import SyntaxCache
+
+    return SyntaxCache().view(text, offset, language, document_id="t")
+
+
+def test_prefix_starts_at_a_statement_not_inside_one(tokenizer):
+    """Token budget alone would start the prefix inside the multi-line call; the tree moves it to the
+    next statement of the scope around the cursor."""
+    call = "result = compute(\n" + "".join(f"    arg_{i},\n" for i in range(40)) + ")\n"
+    text = call + "".join(f"value_{i} = {i}\n" for i in range(20)) + "total = "
+    offset = len(text)
+    plain = build_context(text, offset, tokenizer, prefix_tokens=150, suffix_tokens=60)
+    assert plain.prefix_text.startswith("    arg_")  # a line boundary, but mid-statement
+    ctx = build_context(text, offset, tokenizer, 150, 60, view=_view(text, offset))
+    assert ctx.prefix_text.startswith("value_0 = 0\n") and len(ctx.prefix_ids) <= 150
+    assert ctx.prefix_ids == tokenizer.encode(ctx.prefix_text)
+
+
+def test_suffix_ends_after_a_whole_statement(tokenizer):
+    text = "x = \n" + "".join(f"y_{i} = {i}\n" for i in range(10)) + "z = call(\n" + "    a,\n" * 40 + ")\n"
+    offset = 4
+    plain = build_context(text, offset, tokenizer, 100, 80)
+    assert plain.suffix_text.endswith("    a,\n")  # a line boundary, but inside the call
+    ctx = build_context(text, offset, tokenizer, 100, 80, view=_view(text, offset))
+    assert ctx.suffix_text.endswith("y_9 = 9\n") and len(ctx.suffix_ids) <= 80
+
+
+def test_syntax_cut_never_costs_more_than_half_the_window(tokenizer):
+    body = "def f():\n" + "".join(f"    v{i} = {i}\n" for i in range(200))
+    offset = len(body)
+    ctx = build_context(body, offset, tokenizer, 100, 40, view=_view(body, offset))
+    plain = build_context(body, offset, tokenizer, 100, 40)
+    assert len(ctx.prefix_text) >= len(plain.prefix_text) // 2
+    assert ctx.offset == offset and ctx.line_prefix == ""

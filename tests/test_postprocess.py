@@ -33,3 +33,21 @@ def test_drop_suffix_overlap(text, line_suffix, expected):
 ])
 def test_strip_trailing_whitespace(text, expected):
     assert strip_trailing_whitespace(text) == expected
+
+
+def test_detect_indent():
+    from completion.postprocess import IndentStyle, detect_indent
+
+    assert detect_indent("def f():\n\treturn 1\n") == IndentStyle("\t", 1)
+    assert detect_indent("if a:\n  if b:\n    c\n  d\n") == IndentStyle(" ", 2)
+    assert detect_indent("class A:\n    def f(self):\n        pass\n") == IndentStyle(" ", 4)
+    assert detect_indent("x = 1\ny = 2\n") is None
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("print(x)", 0), ("print(x))", 1), ("print((x)", 1), ("s = ')'", 0), ("s = 'abc", 1), ("a[(b])", 2),
+])
+def test_line_imbalance(line, expected):
+    from completion.postprocess import line_imbalance
+
+    assert line_imbalance(line) == expected

@@ -117,3 +117,45 @@ def test_no_deadline_takes_one_token_per_step():
     engine = _engine(backend, latency_budget_ms=0, span_len=16)
     result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
     assert result.steps == 16 and result.forward_passes == 17
+
+
+def test_two_span_lengths_share_one_batch_with_eos_forced_on_the_shorter():
+    from completion.sampler import denoise_rows
+
+    backend = TargetBackend(list(range(10, 26)))
+    state = backend.encode_context(np.zeros((1, 5), dtype=np.int64))
+    shapes = []
+    orig = backend.denoise_span
+    backend.denoise_span = lambda span, st: (shapes.append(span.copy()), orig(span, st))[1]
+    result = denoise_rows(backend, state, [16, 8], steps=16, ids=IDS)
+    assert (shapes[0][1, 8:] == IDS.eos).all() and (shapes[0][1, :8] == IDS.mask).all()
+    assert result.rows[0] == list(range(10, 26))
+    assert result.rows[1] == list(range(10, 18)) + [IDS.eos] * 8  # never more than its own length
+    assert [s.shape[0] for s in shapes] == [2] * 8 + [1] * 8  # a finished row leaves the batch
+    assert result.steps == 16
+    assert 0 < result.mean_confidence(1, IDS.eos) and all(c == 0 for c in result.confidence[1][8:])
+
+
+def test_slow_backend_with_engine_chosen_lengths_still_fits_the_budget():
+    """No span length given: the hole picks two candidates; the budget decides how many steps, and
+    whether both candidates still fit (this fake costs the same for a batch of one or two)."""
+    slow = TargetBackend(list(range(10, 26)), delay_s=0.02)
+    engine = _engine(slow, latency_budget_ms=150, min_confidence=1.1)
+    engine.costs.warm_up(slow, batches=(1, 2))
+    slow.calls = 0
+    result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
+    assert result.candidates == 2 and 2 <= result.steps < 16 and result.steps == slow.calls
+
+    slower = TargetBackend(list(range(10, 26)), delay_s=0.06)  # one step is all 150 ms buy
+    engine = _engine(slower, latency_budget_ms=150, min_confidence=1.1)
+    engine.costs.warm_up(slower, batches=(1, 2))
+    slower.calls = 0
+    result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
+    assert result.candidates == 1 and result.steps == 1 == slower.calls
+
+
+def test_no_deadline_denoises_both_candidates_one_token_per_step():
+    backend = TargetBackend(list(range(10, 26)))
+    engine = _engine(backend, latency_budget_ms=0)
+    result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
+    assert result.candidates == 2 and result.steps == 16  # the longer candidate's 16 tokens

@@ -1,0 +1,224 @@
+"""The engine end to end on scripted backends (exact behaviour) and on the bundled model (the path works)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from completion.api import Completion, CompletionRequest, CompletionSettings, InvalidPosition
+from completion.engine import CompletionEngine
+from runtime.base import ContextState, ModelInfo
+from runtime.costs import StepCostModel
+from runtime.loader import LoadedModel
+
+VOCAB = ["<eos>", "<mask>", "<pre>", "<suf>", "<mid>", "x", " ", "+", "1", "2", "(", ")", "\n", "return", "def",
+         ":", "=", "y", "f", "?"]
+V = len(VOCAB)
+EOS = 0
+T = {s: i for i, s in enumerate(VOCAB)}
+
+
+class WordTokenizer:
+    """Longest match over a tiny vocabulary; unknown characters become "?"."""
+
+    eos_id, mask_id, prefix_id, suffix_id, middle_id = 0, 1, 2, 3, 4
+    special_ids = frozenset(range(5))
+    vocab_size = V
+
+    def encode(self, text: str) -> list[int]:
+        out, i = [], 0
+        words = sorted(VOCAB[5:], key=len, reverse=True)
+        while i < len(text):
+            w = next((w for w in words if text.startswith(w, i)), None)
+            out.append(T[w] if w else T["?"])
+            i += len(w) if w else 1
+        return out
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(VOCAB[i] for i in ids if i not in self.special_ids)
+
+
+def ids_of(text: str) -> list[int]:
+    return WordTokenizer().encode(text)
+
+
+class ScriptBackend:
+    """Denoises a "long" row (last position not EOS) towards one script and a "short" row (a shorter
+    candidate: EOS forced at its end) towards another, each with its own confidence; commits run left
+    to right. Both scripts share their first token (it comes from the shared context)."""
+
+    name = "script"
+    info = ModelInfo(vocab_size=V, n_layer=1, n_head=1, d_model=8)
+
+    def __init__(self, long: tuple[str, float], short: tuple[str, float] | None = None):
+        self.scripts = {"long": (ids_of(long[0]), long[1]), "short": (ids_of((short or long)[0]), (short or long)[1])}
+        assert self.scripts["long"][0][0] == self.scripts["short"][0][0]
+        self.calls: list[np.ndarray] = []
+
+    def _row(self, which: str, S: int) -> np.ndarray:
+        tokens, level = self.scripts[which]
+        out = np.zeros((S, V), dtype=np.float32)
+        for j in range(S):  # row j predicts token j + 1
+            out[j, tokens[j + 1] if j + 1 < len(tokens) else EOS] = level - 0.01 * j
+        return out
+
+    def encode_context(self, ids):
+        first = np.zeros(V, dtype=np.float32)
+        first[self.scripts["long"][0][0]] = self.scripts["long"][1]
+        return ContextState(kv=None, first_logits=first, length=ids.shape[1])
+
+    def denoise_span(self, span_ids, state):
+        self.calls.append(span_ids.copy())
+        B, S = span_ids.shape
+        return np.stack([self._row("short" if row[-1] == EOS else "long", S) for row in span_ids])
+
+
+def make_engine(backend, **settings) -> CompletionEngine:
+    model = LoadedModel(tokenizer=WordTokenizer(), backend=backend, info=backend.info, model_dir=None)
+    return CompletionEngine(model, CompletionSettings(**settings), StepCostModel())
+
+
+DOC = "def f(x):\n    return \n"
+AT_RETURN = CompletionRequest(DOC, 1, 11, "python")
+
+
+def test_parse_validity_beats_confidence_between_two_span_lengths():
+    backend = ScriptBackend(long=("x(((", 8.0), short=("x + 1", 2.0))
+    result = make_engine(backend, latency_budget_ms=0).complete(AT_RETURN)
+    first = backend.calls[0]
+    assert first.shape == (2, 16)  # two candidates, one batch, one shared context
+    assert (first[1, 8:] == EOS).all() and (first[1, :8] == 1).all() and (first[0] == 1).all()
+    assert result.candidates == 2 and result.hole == "end_of_line"
+    assert result.text == "x + 1" and result.span_len == 8 and result.parse_ok is True
+
+
+def test_more_confident_candidate_wins_when_both_parse():
+    backend = ScriptBackend(long=("x + 2", 8.0), short=("x + 1", 2.0))
+    result = make_engine(backend, latency_budget_ms=0).complete(AT_RETURN)
+    assert result.text == "x + 2" and result.span_len == 16
+
+
+def test_a_completion_that_breaks_the_parse_is_rejected():
+    backend = ScriptBackend(long=("x(((", 8.0))
+    result = make_engine(backend, latency_budget_ms=0, span_len=8).complete(AT_RETURN)
+    assert result.text == "" and result.candidate_text == "x(((" and result.parse_ok is False
+    kept = make_engine(backend, latency_budget_ms=0, span_len=8, reject_parse_errors=False).complete(AT_RETURN)
+    assert kept.text == "x(((" and kept.parse_ok is None
+
+
+def test_typed_ahead_is_served_from_the_cache_without_a_model_call():
+    backend = ScriptBackend(long=("x + 1", 8.0))
+    engine = make_engine(backend, latency_budget_ms=0, span_len=8)
+    first = engine.complete(AT_RETURN)
+    assert first.text == "x + 1" and not first.from_cache
+    calls = len(backend.calls)
+    typed = "def f(x):\n    return x +\n"
+    again = engine.complete(CompletionRequest(typed, 1, 14, "python"))
+    assert again.from_cache and again.text == " 1" and again.forward_passes == 0
+    assert len(backend.calls) == calls
+    other = engine.with_settings(steps=1).complete(AT_RETURN)  # other settings: not served the cached one
+    assert not other.from_cache and len(backend.calls) > calls
+
+
+def test_drafts_improve_then_the_final_arrives():
+    backend = ScriptBackend(long=("return x + 1", 8.0))
+    engine = make_engine(backend, latency_budget_ms=0, span_len=16)
+    request = CompletionRequest("def f(x):\n    \n", 1, 4, "python")
+    drafts: list[Completion] = []
+    final = engine.complete(request, on_draft=drafts.append)
+    assert len(drafts) == final.steps == 8  # 7 tokens and the EOS, one per step; the EOS pads the rest
+    assert all(not d.final for d in drafts) and final.final
+    lengths = [len(d.text) for d in drafts]
+    assert lengths == sorted(lengths) and drafts[-1].text == final.text == "return x + 1"
+    streamed = list(engine.with_settings(min_confidence=0.5).stream(CompletionRequest(DOC, 1, 11, "python")))
+    assert [c.final for c in streamed] == [False] * (len(streamed) - 1) + [True]
+
+
+def test_cancelled_work_is_not_cached():
+    backend = ScriptBackend(long=("x + 1", 8.0))
+    engine = make_engine(backend, latency_budget_ms=0, span_len=8)
+    flags = iter([False, False, True])
+    partial = engine.complete(AT_RETURN, is_cancelled=lambda: next(flags, True))
+    assert partial.steps == 2 and len(backend.calls) == 2
+    full = engine.complete(AT_RETURN)
+    assert not full.from_cache and full.text == "x + 1"
+
+
+def test_document_id_reparses_incrementally():
+    backend = ScriptBackend(long=("x + 1", 8.0))
+    engine = make_engine(backend, latency_budget_ms=0, span_len=8)
+    engine.complete(CompletionRequest(DOC, 1, 11, "python", document_id="file:///a.py"))
+    edited = "def f(x):\n    return y\n"
+    engine.complete(CompletionRequest(edited, 1, 12, "python", document_id="file:///a.py"))
+    assert engine.syntax.stats["full"] == 1 and engine.syntax.stats["incremental"] == 1
+
+
+def test_ten_megabyte_document_uses_a_window():
+    backend = ScriptBackend(long=("x + 1", 8.0))
+    engine = make_engine(backend, latency_budget_ms=0, span_len=8)
+    huge = "def g(y):\n    return y\n\n" * 420_000 + DOC
+    assert len(huge) > 10_000_000
+    line = huge.count("\n") - 1
+    result = engine.complete(CompletionRequest(huge, line, 11, "python", document_id="big"))
+    assert result.text == "x + 1"
+    assert engine.syntax.stats["window"] == 1 and engine.syntax.stats["full"] == 0
+
+
+def test_unknown_language_and_a_failing_parser_fall_back_to_lines(monkeypatch):
+    backend = ScriptBackend(long=("x + 1", 8.0))
+    engine = make_engine(backend, latency_budget_ms=0, span_len=8)
+    assert engine.complete(CompletionRequest("total = \n", 0, 8, "plaintext")).text == "x + 1"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("parser exploded")
+
+    monkeypatch.setattr(engine.syntax, "view", broken)
+    result = engine.complete(CompletionRequest("y = \n", 0, 4, "python"))
+    assert result.text == "x + 1" and result.parse_ok is None
+
+
+def test_bad_position_is_a_clear_error():
+    engine = make_engine(ScriptBackend(long=("x", 8.0)))
+    with pytest.raises(InvalidPosition, match="past the end"):
+        engine.complete(CompletionRequest("abc", 3, 0, "python"))
+
+
+def test_tight_budget_takes_one_candidate():
+    backend = ScriptBackend(long=("x + 1", 8.0))
+    engine = make_engine(backend, latency_budget_ms=1e-3)
+    result = engine.complete(AT_RETURN)
+    assert result.candidates == 1 and result.steps == 1 and backend.calls[0].shape == (1, 16)
+
+
+@pytest.fixture(scope="module")
+def bundled_engine():
+    from completion.engine import load_engine
+
+    return load_engine(settings=CompletionSettings(latency_budget_ms=0, span_candidates=1, span_len=8))
+
+
+REAL_SNIPPETS = {
+    "python": "import os\n\ndef read(path):\n    with open(path) as f:\n        return f.█\n",
+    "javascript": "function sum(xs) {\n  return xs.reduce(█, 0);\n}\n",
+    "typescriptreact": "export const A = (p: { n: number }) => {\n  return <div>{█}</div>;\n};\n",
+    "rust": "fn main() {\n    let v = vec![1, 2, 3];\n    █\n}\n",
+    "go": "package main\n\nfunc main() {\n\tx := 1\n\t█\n}\n",
+    "c": "#include <stdio.h>\n\nint main(void) {\n    int i = 0;\n    █\n    return 0;\n}\n",
+    "cpp": "#include <vector>\nint main() {\n    std::vector<int> v;\n    v.█\n}\n",
+    "java": "class A {\n    int f(int x) {\n        █\n    }\n}\n",
+}
+
+
+@pytest.mark.parametrize("language", sorted(REAL_SNIPPETS))
+def test_bundled_model_completes_every_language(bundled_engine, language):
+    """The real path: tree, context, model, post-processing. Never the text itself (early checkpoint)."""
+    doc = REAL_SNIPPETS[language]
+    at = doc.index("█")
+    text = doc.replace("█", "")
+    line, col = text[:at].count("\n"), at - (text.rfind("\n", 0, at) + 1)
+    result = bundled_engine.complete(CompletionRequest(text, line, col, language, document_id=language))
+    assert result.final and result.steps >= 1 and result.forward_passes == result.steps + 1
+    assert result.hole and result.span_len == 8
+    assert result.candidate_text.strip() or result.text == ""
+    assert result.text in ("", result.candidate_text) and "\n" not in result.text.strip("\n")
+    assert result.parse_ok is not None or not result.candidate_text
