@@ -40,10 +40,10 @@ class CompletionEngine:
                  costs: StepCostModel | None = None, syntax: SyntaxCache | None = None,
                  cache: CompletionCache | None = None):
         self.model = model
-        self.settings = settings or CompletionSettings()
-        self.costs = costs or StepCostModel()
-        self.syntax = syntax or SyntaxCache()
-        self.cache = cache or CompletionCache()
+        self.settings = settings if settings is not None else CompletionSettings()
+        self.costs = costs if costs is not None else StepCostModel()
+        self.syntax = syntax if syntax is not None else SyntaxCache()
+        self.cache = cache if cache is not None else CompletionCache()
         tok = model.tokenizer
         self.ids = SpecialIds(mask=tok.mask_id, eos=tok.eos_id,
                               forbidden=(tok.mask_id, tok.prefix_id, tok.suffix_id, tok.middle_id))

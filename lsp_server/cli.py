@@ -43,8 +43,24 @@ def _add_common_options(parser: argparse.ArgumentParser, suppress: bool) -> None
                         help="runtime backend (default: auto, the fastest available)")
     parser.add_argument("--latency-budget-ms", type=float, default=default(None), metavar="MS",
                         help="time per completion for context encoding and all denoising steps")
+    parser.add_argument("--threads", type=_positive_int, default=default(None), metavar="N",
+                        help="CPU threads for the model (default: the runtime's choice)")
     parser.add_argument("--log-file", metavar="PATH", default=default(None), help="log here instead of stderr")
     parser.add_argument("--log-level", choices=LOG_LEVELS, default=default("info"))
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _port(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {number}")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="quicksilver", description="Quicksilver code-completion language server.",
         epilog="Without a COMMAND it serves LSP over stdio until the client exits or closes stdin.")
     parser.add_argument("--version", action="version", version=f"quicksilver {__version__}")
+    parser.add_argument("--tcp", type=_port, metavar="PORT", default=None,
+                        help="serve one client on 127.0.0.1:PORT instead of stdio (0 picks a free port; "
+                             "never reachable from the network)")
     _add_common_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     complete = commands.add_parser("complete", help="print one completion for FILE:LINE:COL and exit")
@@ -68,7 +87,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     settings = CompletionSettings()
     if args.latency_budget_ms is not None:
         settings = replace(settings, latency_budget_ms=args.latency_budget_ms)
-    return ServerConfig(model_dir=args.model, backend=args.backend, log_level=args.log_level, settings=settings)
+    return ServerConfig(model_dir=args.model, backend=args.backend, threads=args.threads, log_level=args.log_level,
+                        settings=settings)
 
 
 def parse_location(spec: str) -> Location:
@@ -140,7 +160,8 @@ def run_complete(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     try:
-        engine = load_engine(model_dir=config.model_dir, backend=config.backend, settings=config.settings)
+        engine = load_engine(model_dir=config.model_dir, backend=config.backend, threads=config.threads,
+                             settings=config.settings)
     except (ModelFileError, BackendUnavailable) as exc:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 1
@@ -151,20 +172,29 @@ def run_complete(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(result.text)
-    print(f"latency: {(time.perf_counter() - t0) * 1000:.1f} ms ({result.steps} steps, {engine.backend_name})",
+    note = "" if result.text else ", no suggestion" + (" (it made the parse worse)" if result.parse_ok is False else "")
+    print(f"latency: {(time.perf_counter() - t0) * 1000:.1f} ms ({result.steps} steps, {engine.backend_name}{note})",
           file=sys.stderr)
     return 0
 
 
 def serve(args: argparse.Namespace) -> int:
-    """LSP over stdio until exit or end of input; the exit code follows the LSP exit rules."""
-    from lsp_server.server import create_server
+    """LSP over stdio (or one loopback TCP client) until exit or end of input; the exit code follows LSP."""
+    from lsp_server.handlers import create_server
+    from lsp_server.transport import serve_stdio, serve_tcp
 
     server = create_server(config_from_args(args))
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print() must not corrupt the protocol stream
     try:
-        server.start_io(stdin, stdout)
+        if args.tcp is not None:
+            try:
+                serve_tcp(server.protocol, args.tcp)
+            except OSError as exc:
+                print(f"error: cannot listen on 127.0.0.1:{args.tcp}: {exc.strerror or exc}", file=sys.stderr)
+                return 1
+        else:
+            serve_stdio(server.protocol, stdin, stdout)
     finally:
         server.close()
     return server.exit_code

@@ -1,4 +1,4 @@
-"""Pure helpers between LSP documents and engine requests: positions and languages.
+"""Pure helpers between LSP documents and engine requests: positions, languages, line endings.
 
 The engine counts columns in code points; LSP clients count UTF-16 code units unless
 another encoding was negotiated, so an emoji is one column here and two there.
@@ -41,41 +41,34 @@ def split_lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in text.split("\n")]
 
 
-def _units(char: str, encoding: str) -> int:
-    cp = ord(char)
-    if encoding == types.PositionEncodingKind.Utf8:
-        return 1 if cp < 0x80 else 2 if cp < 0x800 else 3 if cp < 0x10000 else 4
-    if encoding == types.PositionEncodingKind.Utf32:
-        return 1
-    return 2 if cp > 0xFFFF else 1  # UTF-16: astral characters are surrogate pairs
-
-
 def code_point_column(line_text: str, character: int, encoding: str, line: int = 0) -> int:
-    """Client code units -> code points; InvalidPosition past the line's end or inside a character."""
+    """Client code units -> code points; InvalidPosition past the line's end or inside a character.
+
+    Encodes the line once (C speed) instead of walking it, so a 10 MB one-line file costs milliseconds.
+    """
     if character < 0:
         raise InvalidPosition(f"negative character {character} on line {line}")
     if line_text.isascii() or encoding == types.PositionEncodingKind.Utf32:
         if character > len(line_text):
             raise InvalidPosition(f"character {character} is past the end of line {line} ({len(line_text)} characters)")
         return character
-    units = 0
-    for index, char in enumerate(line_text):
-        if units == character:
-            return index
-        units += _units(char, encoding)
-        if units > character:
-            raise InvalidPosition(f"character {character} on line {line} falls inside a character ({encoding})")
-    if units == character:
-        return len(line_text)
-    raise InvalidPosition(f"character {character} is past the end of line {line} ({units} {encoding} code units)")
+    codec, width = ("utf-8", 1) if encoding == types.PositionEncodingKind.Utf8 else ("utf-16-le", 2)
+    encoded = line_text.encode(codec, "surrogatepass")
+    if character * width > len(encoded):
+        raise InvalidPosition(f"character {character} is past the end of line {line} "
+                              f"({len(encoded) // width} {encoding} code units)")
+    try:
+        before = encoded[: character * width].decode(codec, "surrogatepass")
+    except UnicodeDecodeError:
+        before = None  # cut inside a UTF-8 sequence
+    if before is None or line_text[: len(before)] != before:  # or between the halves of a surrogate pair
+        raise InvalidPosition(f"character {character} on line {line} falls inside a character ({encoding})")
+    return len(before)
 
 
-def resolve_position(text: str, position: types.Position, encoding: str) -> tuple[int, int]:
-    """An LSP position -> (line, code-point column) for the engine; InvalidPosition when outside the text."""
-    if position.line < 0:
-        raise InvalidPosition(f"negative line {position.line}")
-    lines = split_lines(text)
-    if position.line >= len(lines):
-        raise InvalidPosition(f"line {position.line} is past the end of the document ({len(lines)} lines)")
-    column = code_point_column(lines[position.line], position.character, encoding, position.line)
-    return position.line, column
+def match_line_endings(suggestion: str, text: str) -> str:
+    """Write the suggestion's line breaks the way the document does (CRLF files get CRLF)."""
+    first_break = text.find("\n")
+    if first_break > 0 and text[first_break - 1] == "\r" and "\n" in suggestion:
+        return suggestion.replace("\r\n", "\n").replace("\n", "\r\n")
+    return suggestion

@@ -34,6 +34,8 @@ class _ExpectedErrorFilter(logging.Filter):
     """pygls logs a full traceback for every error response; ours already got one log line, so keep only bugs."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Unable to deserialize message"):
+            return False  # bad params: QuicksilverProtocol answers InvalidParams and logs one line
         exc = record.exc_info[1] if record.exc_info else None
         return not isinstance(exc, JsonRpcException) or isinstance(exc, JsonRpcInternalError)
 

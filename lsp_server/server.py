@@ -1,8 +1,10 @@
 """The language server: thin LSP handlers over the completion engine.
 
-Handlers only adapt LSP types; `QuicksilverServer.complete_at` is the one path every
-completion request takes (resolve the position, run the engine off the event loop,
-log one timed line, turn failures into JSON-RPC errors).
+Handlers only adapt LSP types; `QuicksilverServer.complete` is the one path every
+completion request takes: resolve the position, skip what should not be completed,
+serve from the cache, debounce automatic requests, run the engine off the event loop,
+remember the result and refine it in the background, log one timed line, and turn
+failures into JSON-RPC errors.
 """
 
 from __future__ import annotations
@@ -10,57 +12,43 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from types import SimpleNamespace
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
-from urllib.parse import unquote
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import FeatureRequestError
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 
 from completion.api import Completion, CompletionRequest
 from lsp_server import __version__
-from lsp_server.config import ServerConfig, apply_initialization_options, apply_log_level
-from lsp_server.documents import language_enabled, language_for_document, resolve_position
-from lsp_server.errors import UnknownDocument, quiet_expected_errors, to_rpc_error
-from lsp_server.runner import CompletionRunner, Engine
+from lsp_server.config import ServerConfig, apply_log_level, apply_options
+from lsp_server.debounce import Debouncer
+from lsp_server.documents import language_enabled, language_for_document, match_line_endings
+from lsp_server.errors import UnknownDocument, to_rpc_error
+from lsp_server.feedback import Feedback
+from lsp_server.protocol import QuicksilverProtocol
+from lsp_server.runner import CompletionRunner, Engine, settings_key
+from lsp_server.store import DocumentStore
 
 log = logging.getLogger("quicksilver.lsp")
 
-# handle_message drops anything whose jsonrpc version is not "2.0".
-_ALREADY_ANSWERED = SimpleNamespace(jsonrpc="already answered")
+
+@dataclass(frozen=True)
+class Ask:
+    """One completion request, whatever its LSP method."""
+
+    method: str  # "inline" or "completion", for the log
+    uri: str
+    position: types.Position
+    automatic: bool  # the editor asked while the user typed (debounced, skipped after deletions)
 
 
-class QuicksilverProtocol(LanguageServerProtocol):
-    """Answers requests whose params fail validation (e.g. a negative line) with InvalidParams.
-
-    Stock pygls raises while parsing such a message and never replies, leaving the client waiting.
-    """
-
-    def structure_message(self, data: dict[str, Any]):
-        try:
-            return super().structure_message(data)
-        except JsonRpcInvalidParams as exc:
-            if "id" not in data or "method" not in data:
-                raise
-            message = f"invalid params for {data['method']}: {_leaf_messages(exc.__cause__)}".rstrip(": ")
-            log.warning("request %s: %s", data["id"], message)
-            self._send_response(data["id"], error=JsonRpcInvalidParams(message=message).to_response_error())
-            return _ALREADY_ANSWERED
-
-    def handle_message(self, message):
-        if message is not _ALREADY_ANSWERED:
-            super().handle_message(message)
-
-
-def _leaf_messages(exc: BaseException | None) -> str:
-    """The innermost validation messages (e.g. "Position.line should be in range ..."), not cattrs' nesting."""
-    if exc is None:
-        return ""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(filter(None, (_leaf_messages(e) for e in exc.exceptions)))
-    return str(exc)
+@dataclass
+class Answer:
+    completion: Completion | None
+    position: types.Position  # where the suggestion goes (a character past the line's end is clamped)
+    suggestion_id: str | None = None
 
 
 class QuicksilverServer(LanguageServer):
@@ -68,42 +56,55 @@ class QuicksilverServer(LanguageServer):
         super().__init__("quicksilver", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
                          protocol_cls=QuicksilverProtocol)
         self.config = config or ServerConfig()
-        self.runner = CompletionRunner(self._load_engine)
+        self.documents = DocumentStore()
+        self.runner = CompletionRunner(lambda: _load_engine(self.config))  # the config as of the first load
+        self.debouncer = Debouncer()
+        self.feedback = Feedback()
         self.shutdown_requested = False
+        self._closed = False
         self.exit_code = 0  # 1 when the client sends exit without shutdown, as LSP asks
 
-    def _load_engine(self) -> Engine:
-        from completion.engine import load_engine  # heavy (numpy, onnxruntime): only once serving
+    @property
+    def position_encoding(self) -> str:
+        return self.workspace.position_encoding or types.PositionEncodingKind.Utf16
 
-        c = self.config
-        return load_engine(model_dir=c.model_dir, backend=c.backend, threads=c.threads, settings=c.settings)
+    # -- settings -----------------------------------------------------------------------------------------------
 
-    def configure(self, options: Any) -> None:
-        self.config, warnings = apply_initialization_options(self.config, options)
+    def configure(self, options: Any, source: str = "initialization option") -> ServerConfig:
+        """Apply options on top of the current config; returns the previous config."""
+        previous = self.config
+        self.config, warnings = apply_options(self.config, options, source)
         apply_log_level(self.config.log_level)
         for warning in warnings:
             log.warning("%s", warning)
+        if self.config != previous:
+            log.info("settings: %s", _describe(self.config))
+        return previous
 
-    def build_request(self, uri: str, position: types.Position) -> CompletionRequest | None:
-        """The engine request for a cursor, or None when its language is switched off."""
-        document = self.workspace.text_documents.get(unquote(uri))
-        if document is None:
-            raise UnknownDocument(f"document is not open: {uri}")
-        text = document.source  # a snapshot: edits arriving meanwhile do not touch this request
-        line, column = resolve_position(text, position, self.workspace.position_encoding or "utf-16")
-        language = language_for_document(document.language_id, uri)
-        if not language_enabled(language, self.config.settings.enabled_languages):
-            return None
-        return CompletionRequest(text=text, line=line, column=column, language=language)
-
-    async def complete_at(self, method: str, uri: str, position: types.Position) -> Completion | None:
-        """Run one request; None means no suggestion. Raises JSON-RPC errors only."""
-        t0 = time.perf_counter()
-        where = f"{method} {uri} {position.line}:{position.character}"
+    async def reload_if_needed(self, previous: ServerConfig) -> None:
+        """A new model or backend: load it while the old engine keeps serving; on failure keep the old one."""
+        if self.config.engine_key == previous.engine_key:
+            return
+        wanted = self.config
         try:
-            request = self.build_request(uri, position)
-            # keyed per method too: an editor asking for ghost text and a popup at once wants both answered
-            result = None if request is None else await self.runner.run(f"{method} {uri}", request)
+            engine = await self.runner.reload(partial(_load_engine, wanted))
+        except Exception as exc:
+            self.config = replace(self.config, model_dir=previous.model_dir, backend=previous.backend,
+                                  threads=previous.threads)
+            message = f"quicksilver kept its current model: {to_rpc_error(exc).message}"
+            log.error("%s", message)
+            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=message))
+            return
+        log.info("engine reloaded: %s (model %s)", engine.backend_name, wanted.model_dir or "bundled")
+
+    # -- completions --------------------------------------------------------------------------------------------
+
+    async def complete(self, ask: Ask, on_draft=None) -> Answer:
+        """One request; Answer.completion None means no suggestion. Raises JSON-RPC errors only."""
+        t0 = time.perf_counter()
+        where = f"{ask.method} {ask.uri} {ask.position.line}:{ask.position.character}"
+        try:
+            answer, note = await self._complete(ask, on_draft)
         except asyncio.CancelledError:
             log.info("%s cancelled after %.1f ms", where, (time.perf_counter() - t0) * 1000)
             raise
@@ -112,103 +113,104 @@ class QuicksilverServer(LanguageServer):
             log.warning("%s failed after %.1f ms: %s", where, (time.perf_counter() - t0) * 1000, error.message)
             raise error from exc
         ms = (time.perf_counter() - t0) * 1000
-        if result is None:
-            log.info("%s %.1f ms: nothing (superseded or language off)", where, ms)
+        result = answer.completion
+        if result is None or not result.text:
+            log.info("%s %.1f ms: nothing (%s)", where, ms, note)
         else:
-            log.info("%s %.1f ms (engine %.1f ms) steps=%d passes=%d chars=%d", where, ms, result.latency_ms,
-                     result.steps, result.forward_passes, len(result.text))
-        return result
+            answer.suggestion_id = self.feedback.shown(ask.uri, ask.method, result.text)
+            log.info("%s %.1f ms (engine %.1f ms) steps=%d passes=%d chars=%d%s", where, ms, result.latency_ms,
+                     result.steps, result.forward_passes, len(result.text), " cached" if result.from_cache else "")
+        return answer
+
+    async def _complete(self, ask: Ask, on_draft) -> tuple[Answer, str]:
+        doc = self.documents.get(ask.uri)
+        if doc is None:
+            raise UnknownDocument(f"document is not open: {ask.uri}")
+        position = doc.clamped(ask.position, self.position_encoding)
+        offset = doc.offset_at(position, self.position_encoding)
+        answer = Answer(None, position)
+        config = self.config
+        language = language_for_document(doc.language_id, ask.uri)
+        if not language_enabled(language, config.settings.enabled_languages):
+            return answer, "language off"
+        if ask.automatic and doc.last_edit_was_deletion and not config.complete_after_deletion:
+            return answer, "automatic request after a deletion"
+        line, column = doc.engine_position(offset)
+        # a snapshot: edits arriving while the model runs do not touch this request
+        request = CompletionRequest(text=doc.engine_text, line=line, column=column, language=language,
+                                    document_id=ask.uri)
+        if (rest := cached_suggestion(self.runner.view(config.settings), request, offset)) is not None:
+            answer.completion = Completion(text=match_line_endings(rest, request.text), from_cache=True)
+            return answer, "empty cached suggestion"
+        delay_s = self.debouncer.delay_ms(config.debounce_ms) / 1000 if ask.automatic else 0.0
+        identity = (doc.revision, offset, settings_key(config.settings))
+        result = await self.runner.run(ask.uri, identity, request, config.settings, delay_s=delay_s,
+                                       on_draft=on_draft)
+        if result is None:
+            return answer, "superseded by a newer request"
+        if not result.from_cache:
+            self.debouncer.observe_latency(result.latency_ms)
+            self._refine_later(request, offset, position, result, config)
+        answer.completion = replace(result, text=match_line_endings(result.text, request.text))
+        return answer, "empty suggestion" if result.parse_ok is not False else "rejected: worse parse"
+
+    def _refine_later(self, request: CompletionRequest, offset: int, position: types.Position, result: Completion,
+                      config: ServerConfig) -> None:
+        """Rerun with one token per step (the quality reference) when nothing else waits; the cache gets it,
+        filed under the interactive settings so the next request at this cursor is answered with it."""
+        s = config.settings
+        if not config.background_refinement or s.steps or not s.latency_budget_ms or result.steps >= result.span_len:
+            return
+
+        def store(refined: Completion) -> None:
+            if refined.text and store_suggestion(self.runner.view(s), request, offset, refined.text):
+                log.debug("refined %s %d:%d in %d steps: %r -> %r", request.document_id, position.line,
+                          position.character, refined.steps, result.text, refined.text)
+
+        self.runner.refine(request.document_id or "", request, replace(s, latency_budget_ms=0), store)
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """Errors outside a request (a failing notification handler) are logged, with no pop-up in the editor;
+        request errors were already answered and logged by `complete`."""
+        if source is not FeatureRequestError:
+            log.error("%s: %s", getattr(source, "__name__", source), error)
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        log.info("feedback: %s", self.feedback.summary())
         self.runner.close()
 
 
-def inline_result(completion: Completion | None, position: types.Position) -> types.InlineCompletionList:
-    """Ghost text inserted at the cursor; an empty list means no suggestion."""
-    if completion is None or not completion.text:
-        return types.InlineCompletionList(items=[])
-    at_cursor = types.Range(start=position, end=position)
-    return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=completion.text, range=at_cursor)])
+def cached_suggestion(view: Engine | None, request: CompletionRequest, offset: int) -> str | None:
+    """The engine's typed-ahead cache (completion/cache.py), read on the event loop: a hit skips the debounce
+    and the queue for the model thread. None without a hit, or without such a cache."""
+    cache = getattr(view, "cache", None)
+    if cache is None or not hasattr(view, "cache_salt"):
+        return None
+    return cache.get(request.text, offset, view.cache_salt(request.language)) or None
 
 
-def completion_label(text: str) -> str:
-    """The first line, or the first non-blank one when the suggestion starts with a newline."""
-    lines = text.split("\n")
-    return lines[0] if lines[0].strip() else next((line.strip() for line in lines if line.strip()), text)
+def store_suggestion(view: Engine | None, request: CompletionRequest, offset: int, text: str) -> bool:
+    """File a suggestion in the cache of the engine view it should be served by; False without a cache."""
+    cache = getattr(view, "cache", None)
+    if cache is None or not hasattr(view, "cache_salt"):
+        return False
+    cache.put(request.text, offset, text, view.cache_salt(request.language))
+    return True
 
 
-def completion_list(completion: Completion | None, position: types.Position) -> types.CompletionList:
-    """One item for clients without inline completion; incomplete so typing asks again."""
-    if completion is None or not completion.text:
-        return types.CompletionList(is_incomplete=True, items=[])
-    item = types.CompletionItem(
-        label=completion_label(completion.text),
-        kind=types.CompletionItemKind.Text,
-        detail="quicksilver",
-        sort_text="0",
-        insert_text_format=types.InsertTextFormat.PlainText,
-        text_edit=types.TextEdit(range=types.Range(start=position, end=position), new_text=completion.text),
-    )
-    return types.CompletionList(is_incomplete=True, items=[item])
+def _load_engine(config: ServerConfig) -> Engine:
+    from completion.engine import load_engine  # heavy (numpy, onnxruntime): only once serving
+
+    return load_engine(model_dir=config.model_dir, backend=config.backend, threads=config.threads,
+                       settings=config.settings)
 
 
-def initialize(ls: QuicksilverServer, params: types.InitializeParams) -> None:
-    ls.configure(params.initialization_options)
-    client = params.client_info.name if params.client_info else "unnamed client"
-    encoding = ls.workspace.position_encoding
-    log.info("initialize: %s, position encoding %s", client, getattr(encoding, "value", encoding))
-
-
-def initialized(ls: QuicksilverServer, params: types.InitializedParams) -> None:
-    ls.runner.start_loading()  # warm up now so the first completion does not pay for the load
-
-
-def did_open(ls: QuicksilverServer, params: types.DidOpenTextDocumentParams) -> None:
-    log.debug("opened %s", params.text_document.uri)  # pygls's workspace stores the text
-
-
-def did_change(ls: QuicksilverServer, params: types.DidChangeTextDocumentParams) -> None:
-    log.debug("changed %s v%d", params.text_document.uri, params.text_document.version)
-
-
-def did_close(ls: QuicksilverServer, params: types.DidCloseTextDocumentParams) -> None:
-    log.debug("closed %s", params.text_document.uri)  # pygls's workspace forgets it
-
-
-async def inline_completion(ls: QuicksilverServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
-    completion = await ls.complete_at("inline", params.text_document.uri, params.position)
-    return inline_result(completion, params.position)
-
-
-async def completion(ls: QuicksilverServer, params: types.CompletionParams) -> types.CompletionList:
-    result = await ls.complete_at("completion", params.text_document.uri, params.position)
-    return completion_list(result, params.position)
-
-
-def shutdown(ls: QuicksilverServer, params: None) -> None:
-    ls.shutdown_requested = True
-    ls.close()
-
-
-def exit_(ls: QuicksilverServer, params: None) -> None:
-    ls.exit_code = 0 if ls.shutdown_requested else 1
-
-
-def create_server(config: ServerConfig | None = None) -> QuicksilverServer:
-    """A server with every handler registered; `start_io()` serves it."""
-    server = QuicksilverServer(config)
-    quiet_expected_errors()
-    features: list[tuple[str, Any, Any]] = [
-        (types.INITIALIZE, None, initialize),
-        (types.INITIALIZED, None, initialized),
-        (types.TEXT_DOCUMENT_DID_OPEN, None, did_open),
-        (types.TEXT_DOCUMENT_DID_CHANGE, None, did_change),
-        (types.TEXT_DOCUMENT_DID_CLOSE, None, did_close),
-        (types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions(), inline_completion),
-        (types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(), completion),
-        (types.SHUTDOWN, None, shutdown),
-        (types.EXIT, None, exit_),
-    ]
-    for method, options, handler in features:
-        server.feature(method, options)(handler)
-    return server
+def _describe(config: ServerConfig) -> str:
+    s = config.settings
+    debounce = "adaptive" if config.debounce_ms is None else f"{config.debounce_ms:g} ms"
+    return (f"budget {s.latency_budget_ms:g} ms, max lines {s.max_lines}, languages {','.join(s.enabled_languages)}, "
+            f"backend {config.backend}, model {config.model_dir or 'bundled'}, debounce {debounce}, "
+            f"log {config.log_level}")

@@ -35,6 +35,28 @@ def test_parse_location_rejects(spec):
 def test_parse_args_defaults_serve():
     args = parse_args([])
     assert args.command is None and args.model is None and args.backend == "auto" and args.log_level == "info"
+    assert args.tcp is None and args.threads is None
+
+
+def test_parse_args_tcp_and_threads():
+    args = parse_args(["--tcp", "0", "--threads", "1", "--log-file", "x.log", "--backend", "torch"])
+    assert (args.tcp, args.threads, args.log_file) == (0, 1, "x.log")
+    assert config_from_args(args).threads == 1 and config_from_args(args).backend == "torch"
+
+
+@pytest.mark.parametrize("argv", [["--tcp", "70000"], ["--tcp", "-1"], ["--threads", "0"], ["--backend", "gpu"]])
+def test_parse_args_rejects(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(argv)
+    assert exit_.value.code == 2 and "error" in capsys.readouterr().err
+
+
+def test_tcp_port_in_use_is_one_error_line():
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        result = run_cli("--tcp", str(taken.getsockname()[1]))
+    assert result.returncode == 1 and "cannot listen on 127.0.0.1" in result.stderr
 
 
 @pytest.mark.parametrize("argv", [
@@ -101,8 +123,9 @@ def test_complete_binary_file_is_one_error_line(tmp_path):
 
 @needs_model
 def test_complete_prints_a_completion(tmp_path):
-    (tmp_path / "add.py").write_text("def add(a, b):\n    return \n")
-    result = run_cli("--log-level", "warning", "complete", f"{tmp_path}/add.py:2:12", timeout=120)
+    # the cursor ends a comment: whatever single line the early checkpoint writes keeps the parse valid
+    (tmp_path / "add.py").write_text("def add(a, b):\n    # add a and b, then return the\n")
+    result = run_cli("--log-level", "warning", "complete", f"{tmp_path}/add.py:2:35", timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()
     assert "latency:" in result.stderr.splitlines()[-1]
