@@ -1,4 +1,9 @@
-"""`python -m export onnx --weights W.safetensors --out DIR [--check]`."""
+"""Export commands:
+
+    python -m export onnx --weights W.safetensors --out DIR [--check] [--int8]
+    python -m export quantize --model DIR
+    python -m export tensorrt --model DIR [--route engine|ort|both] [--out DIR] [--no-fp16]
+"""
 
 from __future__ import annotations
 
@@ -8,29 +13,83 @@ import sys
 from pathlib import Path
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m export", description="Export a Quicksilver checkpoint.")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("onnx", help="export encoder.onnx + denoiser.onnx (shared weights.onnx.data)")
+    p = sub.add_parser("onnx", help="export encoder.onnx, denoiser.onnx, decoder_step.onnx (shared weights.onnx.data)")
     p.add_argument("--weights", type=Path, required=True, help="checkpoint .safetensors")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
     p.add_argument("--tokenizer", type=Path, default=None, help="tokenizer.json to copy into the model directory")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
     p.add_argument("--check", action="store_true", help="compare ORT against torch on random inputs")
-    args = parser.parse_args(argv)
+    p.add_argument("--int8", action="store_true", help="also write the int8 dynamically quantized graphs")
 
-    from export.onnx import check_parity, export_onnx, log
+    q = sub.add_parser("quantize", help="write int8 dynamically quantized graphs beside the fp32 ones")
+    q.add_argument("--model", type=Path, required=True, help="model directory holding the fp32 graphs")
+    q.add_argument("--per-tensor", action="store_true", help="one scale per weight matrix (default: per channel)")
+
+    t = sub.add_parser("tensorrt", help="build TensorRT engines (needs an NVIDIA GPU and TensorRT 10)")
+    t.add_argument("--model", type=Path, required=True, help="model directory holding the ONNX graphs")
+    t.add_argument("--route", choices=("engine", "ort", "both"), default="engine",
+                   help="engine: serialized .plan files via the TensorRT API; ort: ONNX Runtime's TensorRT "
+                        "provider engine cache")
+    t.add_argument("--out", type=Path, default=None, help="engine directory (default: MODEL/tensorrt; "
+                                                          "with --route ort the cache, default MODEL/trt_cache)")
+    t.add_argument("--no-fp16", action="store_true", help="build FP32 engines")
+    t.add_argument("--workspace-mb", type=int, default=2048, help="builder workspace limit")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from runtime.base import BackendUnavailable, ModelFileError
 
     try:
-        out = export_onnx(args.weights, args.out, tokenizer=args.tokenizer, opset=args.opset)
-    except (FileNotFoundError, ValueError) as exc:
+        if args.command == "onnx":
+            return _onnx(args)
+        if args.command == "quantize":
+            from export.quantize import int8_parity, quantize_dir
+
+            quantize_dir(args.model, per_channel=not args.per_tensor)
+            print(json.dumps(int8_parity(args.model)))
+            return 0
+        return _tensorrt(args)
+    except (FileNotFoundError, ValueError, ModelFileError, BackendUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _onnx(args: argparse.Namespace) -> int:
+    from export.onnx import check_parity, export_onnx, log
+
+    out = export_onnx(args.weights, args.out, tokenizer=args.tokenizer, opset=args.opset)
+    result: dict = {}
+    if args.int8:
+        from export.quantize import int8_parity, quantize_dir
+
+        quantize_dir(out)
+        result["int8"] = int8_parity(out)
     for f in sorted(out.iterdir()):
-        log(f"  {f.name:<20} {f.stat().st_size / 1e6:8.2f} MB")
+        if f.is_file():
+            log(f"  {f.name:<24} {f.stat().st_size / 1e6:8.2f} MB")
     if args.check:
-        result = check_parity(args.weights, out)
+        result.update(check_parity(args.weights, out))
+    if result:
         print(json.dumps(result))
+    return 0
+
+
+def _tensorrt(args: argparse.Namespace) -> int:
+    from export.tensorrt import build_engines, build_ort_cache
+
+    result: dict = {}
+    if args.route in ("engine", "both"):
+        out = args.out if args.route == "engine" else None
+        result["engine"] = build_engines(args.model, out, fp16=not args.no_fp16, workspace_mb=args.workspace_mb)
+    if args.route in ("ort", "both"):
+        out = args.out if args.route == "ort" else None
+        result["ort"] = build_ort_cache(args.model, out, fp16=not args.no_fp16)
+    print(json.dumps(result))
     return 0
 
 

@@ -7,7 +7,9 @@ that cache). A third, `decoder_step.onnx`, is `Denoiser.decode_step`: one greedy
 autoregressive step with the cache in and the extended cache out, the baseline
 the diffusion sampler is measured against (same weights, same runtime). All use
 the dynamo exporter: the legacy tracer bakes sequence lengths into the attention
-reshapes.
+reshapes. What is traced is `export/graph_model.py`, the same function as
+`runtime/model.py` laid out for fewer ONNX nodes; the parity check compares the
+graphs against `runtime/model.py` itself.
 
 The graphs hold the same weights (the exporter folds transposes, so they are
 bit-identical copies), and the export directory is committed, so tensors are
@@ -35,7 +37,9 @@ from onnx import numpy_helper
 from onnx.external_data_helper import set_external_data
 from torch import nn
 
+from export.graph_model import InferenceGraphs
 from runtime.model import Denoiser, ModelConfig, load_checkpoint
+from runtime.onnx_backend import cache_names
 
 ENCODER_FILE = "encoder.onnx"
 DENOISER_FILE = "denoiser.onnx"
@@ -55,32 +59,25 @@ def log(msg: str) -> None:
 
 
 class _Encoder(nn.Module):
-    """Export wrapper: the exporter traces `forward`, so expose one method."""
+    """Export wrappers: the exporter traces `forward` (with these argument names), so each
+    exposes one entry point of InferenceGraphs."""
 
-    def __init__(self, model: Denoiser):
+    def __init__(self, graphs: InferenceGraphs):
         super().__init__()
-        self.model = model
+        self.graphs = graphs
 
     def forward(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.encode_context(ids)
+        return self.graphs.encode(ids)
 
 
-class _SpanDenoiser(nn.Module):
-    def __init__(self, model: Denoiser):
-        super().__init__()
-        self.model = model
-
-    def forward(self, span_ids: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
-        return self.model.denoise_span(span_ids, kv)
+class _SpanDenoiser(_Encoder):
+    def forward(self, span_ids: torch.Tensor, past: list[torch.Tensor]) -> torch.Tensor:
+        return self.graphs.denoise(span_ids, past)
 
 
-class _DecoderStep(nn.Module):
-    def __init__(self, model: Denoiser):
-        super().__init__()
-        self.model = model
-
-    def forward(self, ids: torch.Tensor, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.decode_step(ids, kv)
+class _DecoderStep(_Encoder):
+    def forward(self, ids: torch.Tensor, past: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        return self.graphs.decode_step(ids, past)
 
 
 def export_graphs(model: Denoiser, opset: int | None = None) -> dict[str, onnx.ModelProto]:
@@ -89,6 +86,7 @@ def export_graphs(model: Denoiser, opset: int | None = None) -> dict[str, onnx.M
     The decoder step is batch 1, one token: the cache it extends is one request's."""
     model = model.eval()
     cfg = model.cfg
+    graphs = InferenceGraphs(model).eval()
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(0, cfg.vocab_size, (1, 11), generator=gen)
     with torch.no_grad():
@@ -100,25 +98,30 @@ def export_graphs(model: Denoiser, opset: int | None = None) -> dict[str, onnx.M
     # The exporter warns about optional torchvision ops and torch-internal deprecations: noise for this model.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning, module="copyreg")
+    warnings.filterwarnings("ignore", message=".*axis name: T will not be used")  # every cache input shares T
 
     t0 = time.perf_counter()
     log(f"exporting {ENCODER_FILE} ...")
-    enc = torch.onnx.export(_Encoder(model).eval(), (ids,), input_names=["ids"], output_names=["first_logits", "kv"],
+    enc = torch.onnx.export(_Encoder(graphs).eval(), (ids,), input_names=["ids"], output_names=["first_logits", "kv"],
                             dynamic_shapes={"ids": {1: T}}, **common)
     log(f"exported {ENCODER_FILE} in {time.perf_counter() - t0:.1f}s")
 
     t0 = time.perf_counter()
     log(f"exporting {DENOISER_FILE} ...")
     span = torch.randint(0, cfg.vocab_size, (3, 7), generator=gen)
-    den = torch.onnx.export(_SpanDenoiser(model).eval(), (span, kv), input_names=["span_ids", "kv"],
-                            output_names=["logits"], dynamic_shapes={"span_ids": {0: B, 1: S}, "kv": {4: T}}, **common)
+    past = [kv[i, j] for i in range(cfg.n_layer) for j in (0, 1)]  # what the runtime passes: views of kv
+    past_dims = [{2: T}] * len(past)
+    den = torch.onnx.export(_SpanDenoiser(graphs).eval(), (span, past),
+                            input_names=["span_ids", *cache_names(cfg.n_layer)], output_names=["logits"],
+                            dynamic_shapes={"span_ids": {0: B, 1: S}, "past": past_dims}, **common)
     log(f"exported {DENOISER_FILE} in {time.perf_counter() - t0:.1f}s")
 
     t0 = time.perf_counter()
     log(f"exporting {DECODER_STEP_FILE} ...")
     step = torch.randint(0, cfg.vocab_size, (1, 1), generator=gen)
-    dec = torch.onnx.export(_DecoderStep(model).eval(), (step, kv), input_names=["ids", "kv"],
-                            output_names=["logits", "next_kv"], dynamic_shapes={"ids": None, "kv": {4: T}}, **common)
+    dec = torch.onnx.export(_DecoderStep(graphs).eval(), (step, past), input_names=["ids", *cache_names(cfg.n_layer)],
+                            output_names=["logits", *cache_names(cfg.n_layer, "next")],
+                            dynamic_shapes={"ids": None, "past": past_dims}, **common)
     log(f"exported {DECODER_STEP_FILE} in {time.perf_counter() - t0:.1f}s")
     return {ENCODER_FILE: _strip_debug(enc.model_proto, "encoder"),
             DENOISER_FILE: _strip_debug(den.model_proto, "denoiser"),
@@ -207,17 +210,20 @@ def export_onnx(weights: Path, out_dir: Path, tokenizer: Path | None = None, ops
 
 def check_parity(weights: Path, onnx_dir: Path, ctx_lens: tuple[int, ...] = (3, 17, 64, 320),
                  span_shapes: tuple[tuple[int, int], ...] = ((1, 1), (1, 8), (2, 16), (3, 32), (1, 64)),
-                 seed: int = 0) -> dict:
+                 seed: int = 0, decode_steps: int = 3) -> dict:
     """Largest |torch - ORT| logit difference over random contexts and spans, per graph.
-    Goes through `OnnxBackend`, so the serving code path is what gets checked."""
+    Goes through `OnnxBackend` and `OnnxStepDecoder`, so the serving code path is what
+    gets checked. The decoder step is chained `decode_steps` times on its own cache."""
+    from runtime.ar_decoder import OnnxStepDecoder
     from runtime.onnx_backend import OnnxBackend
 
     model, _ = load_checkpoint(Path(weights))
     model.eval()
     backend = OnnxBackend(Path(onnx_dir))
+    decoder = OnnxStepDecoder(Path(onnx_dir)) if (Path(onnx_dir) / DECODER_STEP_FILE).is_file() else None
     rng = np.random.default_rng(seed)
     V = model.cfg.vocab_size
-    enc_diff = den_diff = kv_diff = 0.0
+    enc_diff = den_diff = kv_diff = dec_diff = 0.0
     with torch.inference_mode():
         for T in ctx_lens:
             ids = rng.integers(0, V, (1, T), dtype=np.int64)
@@ -232,8 +238,21 @@ def check_parity(weights: Path, onnx_dir: Path, ctx_lens: tuple[int, ...] = (3, 
                 if out.shape != ref.shape:
                     raise AssertionError(f"denoiser shape {out.shape} != torch {ref.shape} (T={T}, B={B}, S={S})")
                 den_diff = max(den_diff, float(np.abs(out - ref).max()))
+            kv_t, kv_o = ref_kv, state.kv
+            for _ in range(decode_steps if decoder is not None else 0):
+                token = int(rng.integers(0, V))
+                ref_step, kv_t = model.decode_step(torch.tensor([[token]]), kv_t)
+                out_step, kv_o = decoder.step(token, kv_o)
+                stacked = decoder.stacked(kv_o)
+                if stacked.shape != tuple(kv_t.shape):
+                    raise AssertionError(f"decoder step cache {stacked.shape} != torch {tuple(kv_t.shape)} (T={T})")
+                dec_diff = max(dec_diff, float(np.abs(out_step - ref_step[0].numpy()).max()),
+                               float(np.abs(stacked - kv_t.numpy()).max()))
     result = {"encoder": enc_diff, "kv": kv_diff, "denoiser": den_diff,
               "context_lengths": list(ctx_lens), "span_shapes": [list(s) for s in span_shapes]}
-    log(f"parity: encoder logits max|diff| {enc_diff:.2e}, kv {kv_diff:.2e}, denoiser logits {den_diff:.2e} "
-        f"(contexts {list(ctx_lens)}, spans BxS {[f'{b}x{s}' for b, s in span_shapes]})")
+    if decoder is not None:
+        result["decoder_step"] = dec_diff
+    log(f"parity: encoder logits max|diff| {enc_diff:.2e}, kv {kv_diff:.2e}, denoiser logits {den_diff:.2e}"
+        + (f", decoder step {dec_diff:.2e}" if decoder is not None else "")
+        + f" (contexts {list(ctx_lens)}, spans BxS {[f'{b}x{s}' for b, s in span_shapes]})")
     return result

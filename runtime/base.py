@@ -20,6 +20,10 @@ class ModelFileError(Exception):
     """A model file is missing or unreadable; the message names the file."""
 
 
+class BackendUnavailable(RuntimeError):
+    """An explicitly requested backend cannot run here; the message says what is missing."""
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What the engine needs to know about a network, read from config.json."""

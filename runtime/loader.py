@@ -1,29 +1,32 @@
 """Find a model directory, pick a backend, and load tokenizer + network from it.
 
 A model directory holds `tokenizer.json`, `config.json`, `encoder.onnx`,
-`denoiser.onnx`, `weights.onnx.data` and (for the torch backend) `model.safetensors`.
-Backend "auto" tries TensorRT, then CUDA, then CPU, and says in one log line which
-one it chose and why. Importing this module never imports torch.
+`denoiser.onnx`, `weights.onnx.data`, optionally the int8 variants
+(`encoder.int8.onnx`, ...) and TensorRT engines (`tensorrt/*.plan`), and (for the
+torch backend) `model.safetensors`. Backend "auto" tries the TensorRT engines, then
+ONNX Runtime's TensorRT provider, then CUDA, then CPU, and says in one log line
+which one it chose and why. Importing this module never imports torch.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from runtime.base import DenoiserBackend, ModelFileError, ModelInfo
+from runtime.base import BackendUnavailable, DenoiserBackend, ModelFileError, ModelInfo
 from runtime.tokenizer import Tokenizer
 
 log = logging.getLogger("quicksilver.runtime")
 
-BACKENDS = ("auto", "onnxruntime", "cpu", "cuda", "tensorrt", "torch")
+# "tensorrt" is ONNX Runtime's TensorRT provider, "tensorrt-engine" the engines built by
+# `python -m export tensorrt`; "cpu-int8" the int8 graphs of `python -m export quantize`.
+BACKENDS = ("auto", "onnxruntime", "cpu", "cpu-int8", "cuda", "tensorrt", "tensorrt-engine", "torch")
+PRECISIONS = ("fp32", "int8")
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
-
-
-class BackendUnavailable(RuntimeError):
-    """An explicitly requested backend cannot run here; the message says what is missing."""
+__all__ = ["BACKENDS", "BackendUnavailable", "LoadedModel", "choose_providers", "default_model_dir", "load_model"]
 
 
 def default_model_dir() -> Path:
@@ -80,17 +83,57 @@ def choose_providers(requested: str, available: list[str], gpu: tuple[bool, str]
     return [CUDA, CPU], f"CUDA provider available (no TensorRT), {gpu_why}"
 
 
+def engine_backend_possible(model_dir: Path, gpu: tuple[bool, str]) -> tuple[bool, str]:
+    """Whether the TensorRT engine backend can be tried: GPU, packages and built engines
+    (checked without importing TensorRT, which takes seconds)."""
+    from runtime.tensorrt_backend import engines_present
+
+    if not gpu[0]:
+        return False, gpu[1]
+    missing = [m for m in ("tensorrt", "cuda") if importlib.util.find_spec(m) is None]
+    if missing:
+        return False, f"{' and '.join(missing)} not installed"
+    return engines_present(model_dir)
+
+
 def _provider_options(providers: list, model_dir: Path) -> list:
-    """TensorRT: fp16 and an engine cache next to the model, so the slow engine build happens once."""
+    """TensorRT: fp16 and an engine cache next to the model, so the slow engine build happens
+    once (the per-graph optimization profiles are added by OnnxBackend)."""
+    from runtime.trt_profiles import ort_cache_options
+
     out: list = []
     for p in providers:
         if p == TRT:
             cache = Path(os.environ.get("QUICKSILVER_TRT_CACHE", model_dir / "trt_cache"))
-            out.append((TRT, {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
-                              "trt_engine_cache_path": str(cache), "trt_timing_cache_enable": True}))
+            out.append((TRT, ort_cache_options(cache)))
         else:
             out.append(p)
     return out
+
+
+def split_backend(backend: str, precision: str | None) -> tuple[str, str]:
+    """("cpu-int8", None) -> ("cpu", "int8"); int8 graphs are CPU graphs (dynamic
+    quantization's integer kernels), so int8 with a GPU backend is refused."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if backend == "cpu-int8":
+        if precision == "fp32":
+            raise ValueError("backend 'cpu-int8' with precision 'fp32' contradict each other")
+        return "cpu", "int8"
+    precision = precision or "fp32"
+    if precision == "int8" and backend in ("cuda", "tensorrt", "tensorrt-engine", "torch"):
+        raise ValueError(f"int8 graphs run on the CPU only (dynamic quantization); not with backend {backend!r}")
+    if precision == "int8" and backend == "auto":
+        return "cpu", "int8"
+    return backend, precision
+
+
+def _load_engine_backend(model_dir: Path) -> DenoiserBackend:
+    from runtime.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(model_dir)
 
 
 def _load_tokenizer(path: Path) -> Tokenizer:
@@ -100,37 +143,61 @@ def _load_tokenizer(path: Path) -> Tokenizer:
         raise ModelFileError(str(exc)) from exc
 
 
-def load_model(model_dir: Path | str | None = None, backend: str = "auto", threads: int | None = None) -> LoadedModel:
-    """Load tokenizer and network; raises ModelFileError naming any missing/corrupt file."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+def _load_onnx(model_dir: Path, backend: str, threads: int | None, precision: str, engine_why: str) -> DenoiserBackend:
+    """ONNX Runtime with the best provider available (see choose_providers); logs the one line."""
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime") from exc
+    from runtime.onnx_backend import OnnxBackend
+
+    providers, why = choose_providers(backend, ort.get_available_providers(), gpu_visible())
+    if precision == "int8":
+        why = "int8 graphs requested (CPU only)"
+    elif engine_why and backend == "auto":
+        why = f"{why}; TensorRT engine backend not used: {engine_why}"
+    net = OnnxBackend(model_dir, threads=threads, providers=_provider_options(providers, model_dir),
+                      precision=precision)
+    if net.providers[0] != providers[0]:  # ORT falls back silently when a GPU provider fails to start
+        why = f"{providers[0]} failed to initialise, fell back to {net.providers[0]}"
+        if backend != "auto":
+            raise BackendUnavailable(f"backend {backend!r}: {why}")
+    threads_note = f", intra-op threads={threads}" if threads else ""
+    log.info("backend %s: %s%s", net.name, why, threads_note)
+    return net
+
+
+def load_model(model_dir: Path | str | None = None, backend: str = "auto", threads: int | None = None,
+               precision: str | None = None) -> LoadedModel:
+    """Load tokenizer and network; raises ModelFileError naming any missing/corrupt file.
+    precision "int8" (or backend "cpu-int8") runs the int8 graphs on ONNX Runtime's CPU."""
+    backend, precision = split_backend(backend, precision)
     model_dir = Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
     if not model_dir.is_dir():
         raise ModelFileError(f"model directory not found: {model_dir}")
     tokenizer = _load_tokenizer(model_dir / "tokenizer.json")
 
-    net: DenoiserBackend
-    if backend == "torch":
+    net: DenoiserBackend | None = None
+    engine_why = ""
+    if backend in ("auto", "tensorrt-engine"):
+        ok, engine_why = engine_backend_possible(model_dir, gpu_visible())
+        if backend == "tensorrt-engine" and not ok:
+            raise BackendUnavailable(f"backend 'tensorrt-engine': {engine_why}")
+        if ok:
+            try:
+                net = _load_engine_backend(model_dir)
+                log.info("backend %s: %s, GPU visible", net.name, engine_why)
+            except (BackendUnavailable, ModelFileError, RuntimeError) as exc:
+                if backend != "auto":
+                    raise
+                engine_why = f"TensorRT engines failed to load ({exc})"
+    if net is None and backend == "torch":
         from runtime.torch_backend import TorchBackend  # lazy: serving must not import torch
 
         net = TorchBackend(model_dir / "model.safetensors", threads=threads)
         log.info("backend torch: requested (PyTorch on %s)", model_dir / "model.safetensors")
-    else:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise BackendUnavailable("onnxruntime is not installed: pip install onnxruntime") from exc
-        from runtime.onnx_backend import OnnxBackend
-
-        providers, why = choose_providers(backend, ort.get_available_providers(), gpu_visible())
-        onnx_net = OnnxBackend(model_dir, threads=threads, providers=_provider_options(providers, model_dir))
-        if onnx_net.providers[0] != providers[0]:  # ORT falls back silently when a GPU provider fails to start
-            why = f"{providers[0]} failed to initialise, fell back to {onnx_net.providers[0]}"
-            if backend != "auto":
-                raise BackendUnavailable(f"backend {backend!r}: {why}")
-        net = onnx_net
-        threads_note = f", intra-op threads={threads}" if threads else ""
-        log.info("backend %s: %s%s", onnx_net.name, why, threads_note)
+    elif net is None:
+        net = _load_onnx(model_dir, backend, threads, precision, engine_why)
 
     info = net.info
     if tokenizer.vocab_size > info.vocab_size:

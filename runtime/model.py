@@ -168,6 +168,17 @@ class Denoiser(nn.Module):
         x, _ = self.hidden(span_ids, positions, past_kv=kv)
         return self.logits(x)
 
+    def decode_step(self, ids: torch.Tensor, past_kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One autoregressive step with a KV cache: ids (B, 1) is the newest token,
+        past_kv (n_layer, 2, 1, nh, P, hs) the cache of everything before it (from
+        encode_context or earlier steps). Returns (logits of the next token (B, V),
+        the cache extended by this token (n_layer, 2, B, nh, P + 1, hs)). One query
+        row sees every cached key and itself, so no mask is needed (stage 1's order)."""
+        P = past_kv.shape[4]
+        positions = torch.arange(ids.shape[1], device=ids.device) + P
+        x, new_kv = self.hidden(ids, positions, past_kv=past_kv)
+        return self.logits(x[:, -1]), torch.cat((past_kv.expand(-1, -1, ids.shape[0], -1, -1, -1), new_kv), dim=4)
+
     def forward_infill(self, ids: torch.Tensor, ctx_len: torch.Tensor, span_len: torch.Tensor) -> torch.Tensor:
         """Training pass with the stage-2 mask over ids (B, T): row i of example b is
         causal if i < ctx_len[b], else it sees everything before ctx_len[b] + span_len[b].

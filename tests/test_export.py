@@ -11,7 +11,15 @@ import pytest
 torch = pytest.importorskip("torch", reason="export needs PyTorch (pip install 'quicksilver-lsp[train]')")
 pytest.importorskip("onnxscript", reason="the dynamo ONNX exporter needs onnxscript")
 
-from export.onnx import DATA_FILE, DENOISER_FILE, ENCODER_FILE, check_parity, export_onnx  # noqa: E402
+from export.onnx import (  # noqa: E402
+    DATA_FILE,
+    DECODER_STEP_FILE,
+    DENOISER_FILE,
+    ENCODER_FILE,
+    check_parity,
+    export_onnx,
+)
+from runtime.ar_decoder import OnnxStepDecoder  # noqa: E402
 from runtime.model import Denoiser, ModelConfig, save_checkpoint  # noqa: E402
 from runtime.onnx_backend import OnnxBackend  # noqa: E402
 
@@ -36,7 +44,7 @@ def exported(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_files_and_config(exported):
     weights, out = exported
-    for name in (ENCODER_FILE, DENOISER_FILE, DATA_FILE, "config.json", "model.safetensors"):
+    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, DATA_FILE, "config.json", "model.safetensors"):
         assert (out / name).is_file(), name
     cfg = json.loads((out / "config.json").read_text())
     assert {k: cfg[k] for k in ("vocab_size", "n_layer", "n_head", "d_model", "mlp_ratio", "rope_theta")} == {
@@ -54,7 +62,7 @@ def test_graphs_share_one_weights_file(exported):
     param_bytes = sum(p.numel() * 4 for p in Denoiser(CFG).parameters())
     data_size = (out / DATA_FILE).stat().st_size
     assert data_size < 1.2 * param_bytes
-    for name in (ENCODER_FILE, DENOISER_FILE):
+    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE):
         proto = onnx.load(str(out / name), load_external_data=False)
         locations = {e.value for t in proto.graph.initializer for e in t.external_data if e.key == "location"}
         assert locations == {DATA_FILE}
@@ -69,6 +77,7 @@ def test_parity_over_dynamic_shapes(exported):
     assert result["encoder"] < 1e-3
     assert result["kv"] < 1e-3
     assert result["denoiser"] < 1e-3
+    assert result["decoder_step"] < 1e-3
 
 
 def _full_forward_logits(model: Denoiser, ctx: np.ndarray, span: np.ndarray) -> np.ndarray:
@@ -116,3 +125,84 @@ def test_missing_weights_data_names_it(exported, tmp_path):
     (broken / DATA_FILE).unlink()
     with pytest.raises(ModelFileError, match=DATA_FILE):
         OnnxBackend(broken)
+
+
+def test_graphs_stay_lean(exported):
+    """The traced graphs are export/graph_model.py's layout (rotary as one multiply-add, the
+    cache per layer, no per-step copies of it): a regression to the ~65 nodes per layer of
+    tracing runtime/model.py directly would cost every step its dispatch overhead."""
+    import onnx
+
+    _, out = exported
+    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE):
+        proto = onnx.load(str(out / name), load_external_data=False)
+        assert len(proto.graph.node) <= 40 * CFG.n_layer + 20, (name, len(proto.graph.node))
+    den = onnx.load(str(out / DENOISER_FILE), load_external_data=False)
+    assert [i.name for i in den.graph.input] == ["span_ids", "past_k_0", "past_v_0", "past_k_1", "past_v_1"]
+
+
+def test_autoregressive_decoding_equals_full_causal_forward(exported):
+    """Greedy decoding through encoder.onnx + decoder_step.onnx picks, at every step, the argmax
+    of a fresh causal pass over everything so far: the AR baseline's cache is exact too."""
+    from runtime.model import load_checkpoint
+
+    weights, out = exported
+    model, _ = load_checkpoint(weights)
+    model.eval()
+    ctx = np.random.default_rng(3).integers(0, CFG.vocab_size, (1, 19), dtype=np.int64)
+    decoded = OnnxStepDecoder(out).generate(OnnxBackend(out).encode_context(ctx), max_tokens=6)
+    assert decoded.steps == 5 and len(decoded.tokens) == 6
+    seq = ctx[0].tolist()
+    with torch.no_grad():
+        for token in decoded.tokens:
+            logits = model.logits(model.forward_causal(torch.tensor([seq])))[0, -1]
+            assert int(logits.argmax()) == token
+            seq.append(token)
+
+
+def test_decoder_step_stops_and_forbids(exported):
+    _, out = exported
+    state = OnnxBackend(out).encode_context(np.arange(1, 12, dtype=np.int64)[None])
+    decoder = OnnxStepDecoder(out)
+    free = decoder.generate(state, max_tokens=4)
+    banned = decoder.generate(state, max_tokens=4, forbidden=(free.tokens[0],))
+    assert banned.tokens[0] != free.tokens[0]
+    seen = []
+    stopped = decoder.generate(state, max_tokens=4, stop=lambda t: seen.append(t) or len(seen) == 2)
+    assert stopped.tokens == free.tokens[:1] and stopped.steps == 1
+
+
+def test_int8_variant_beside_fp32(exported, tmp_path):
+    """`python -m export quantize` writes *.int8.onnx sharing one smaller data file, served with
+    precision int8; logits stay close to fp32 (quantization is lossy, so the bound is loose) and
+    the greedy token mostly agrees."""
+    import shutil
+
+    from export.__main__ import main
+    from export.quantize import INT8_DATA_FILE, int8_parity
+
+    _, out = exported
+    model_dir = Path(shutil.copytree(out, tmp_path / "m"))
+    assert main(["quantize", "--model", str(model_dir)]) == 0
+    for name in ("encoder.int8.onnx", "denoiser.int8.onnx", "decoder_step.int8.onnx", INT8_DATA_FILE):
+        assert (model_dir / name).is_file(), name
+    assert (model_dir / INT8_DATA_FILE).stat().st_size < 0.5 * (model_dir / DATA_FILE).stat().st_size
+    parity = int8_parity(model_dir)
+    assert parity["max_abs_logit_diff"] < 0.5 and parity["greedy_agreement"] >= 0.9
+    backend = OnnxBackend(model_dir, threads=1, precision="int8")
+    assert backend.name == "onnxruntime-cpu-int8"
+    state = backend.encode_context(np.arange(1, 9, dtype=np.int64)[None])
+    assert backend.denoise_span(np.zeros((1, 8), np.int64), state).shape == (1, 8, CFG.vocab_size)
+    assert OnnxStepDecoder(model_dir, precision="int8").generate(state, 3).tokens
+
+
+def test_tensorrt_command_without_tensorrt_says_so(exported, capsys):
+    import importlib.util
+
+    from export.__main__ import main
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here; tests/test_export_tensorrt.py builds real engines")
+    _, out = exported
+    assert main(["tensorrt", "--model", str(out)]) == 1
+    assert "TensorRT 10 is not installed" in capsys.readouterr().err

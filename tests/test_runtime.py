@@ -30,7 +30,9 @@ from runtime.loader import (  # noqa: E402
     BackendUnavailable,
     choose_providers,
     default_model_dir,
+    engine_backend_possible,
     load_model,
+    split_backend,
 )
 from runtime.onnx_backend import OnnxBackend  # noqa: E402
 
@@ -245,5 +247,100 @@ def test_steps_within_budget():
 def test_warm_up_measures_every_bucket(fake_dir):
     c = StepCostModel()
     summary = c.warm_up(OnnxBackend(fake_dir, threads=1), ctx_lens=(16, 64), max_seconds=5.0)
-    assert c.encode.seen and all(line.seen for line in c.steps.values())
-    assert set(summary["step_ms"]) == {8, 16, 32, 64}
+    assert c.encode.seen and all(c.steps[s] for s in (8, 16, 32, 64))
+    assert {c.context_bucket(T) for (_, T) in c.cells} == {128}  # both lengths fall in one context bucket
+    assert set(summary["step_ms"]) == {8, 16, 32, 64} and set(summary["step_ms_by_context"][32]) == {128, 512, 2048}
+
+
+def test_step_cost_follows_context_length():
+    """Attention over the cache makes steps slower with longer contexts: measured at two
+    lengths, a prediction interpolates between them and extends the line beyond."""
+    c = StepCostModel()
+    for _ in range(3):
+        c.observe_step(32, 1, 5.0, ctx_tokens=100)
+        c.observe_step(32, 1, 14.0, ctx_tokens=1000)
+    assert c.predict_step_ms(32, ctx_tokens=550) == pytest.approx(9.5)
+    assert c.predict_step_ms(32, ctx_tokens=2000) == pytest.approx(24.0)
+    assert c.predict_step_ms(32, ctx_tokens=50) == pytest.approx(4.5)
+    assert c.predict_step_ms(16, ctx_tokens=1000) == pytest.approx(7.0)  # unmeasured bucket: scaled by length
+    assert c.steps_within(100.0, 100, 32) == 20
+    assert c.steps_within(100.0, 1000, 32) == 7
+
+
+def test_noisy_decrease_with_context_is_not_extrapolated():
+    """Measured slower at the shorter context (load noise): between the points the line is
+    followed, beyond the longer one the cost stays at its measurement rather than falling."""
+    c = StepCostModel()
+    for _ in range(3):
+        c.observe_step(32, 1, 12.0, ctx_tokens=64)
+        c.observe_step(32, 1, 9.0, ctx_tokens=448)
+    assert c.predict_step_ms(32, ctx_tokens=256) == pytest.approx(10.5)
+    assert c.predict_step_ms(32, ctx_tokens=2048) == pytest.approx(9.0)
+    assert c.predict_step_ms(32, ctx_tokens=10) == pytest.approx(12.0)
+
+
+def test_steps_are_attributed_to_the_last_encoded_context():
+    """The engine reports a step without its context: it is the one encoded just before."""
+    c = StepCostModel()
+    c.observe_encode(1500, 40.0)
+    for _ in range(3):
+        c.observe_step(8, 1, 12.0)
+    assert c.cells and all(c.context_bucket(T) == 2048 for (_, T) in c.cells)
+    c.observe_encode(90, 3.0)
+    for _ in range(3):
+        c.observe_step(8, 1, 4.0)
+    assert c.predict_step_ms(8) == pytest.approx(4.0)  # default context: the last encoded (90 tokens)
+    assert c.predict_step_ms(8, ctx_tokens=1500) == pytest.approx(12.0)
+
+
+def test_backend_names_and_precision():
+    assert split_backend("cpu-int8", None) == ("cpu", "int8")
+    assert split_backend("auto", "int8") == ("cpu", "int8")
+    assert split_backend("auto", None) == ("auto", "fp32")
+    assert split_backend("tensorrt-engine", "fp32") == ("tensorrt-engine", "fp32")
+    with pytest.raises(ValueError, match="CPU only"):
+        split_backend("cuda", "int8")
+    with pytest.raises(ValueError, match="unknown precision"):
+        split_backend("cpu", "fp8")
+    with pytest.raises(ValueError, match="contradict"):
+        split_backend("cpu-int8", "fp32")
+
+
+def test_missing_int8_graphs_name_the_file(fake_dir):
+    with pytest.raises(ModelFileError, match="encoder.int8.onnx"):
+        load_model(fake_dir, backend="cpu-int8")
+
+
+def test_tensorrt_engine_backend_needs_gpu_packages_and_engines(fake_dir, tmp_path):
+    """The auto choice asks for the engine backend first; here it is ruled out with a reason,
+    and asking for it explicitly fails with that reason rather than falling back."""
+    assert engine_backend_possible(fake_dir, (False, "no NVIDIA driver")) == (False, "no NVIDIA driver")
+    ok, why = engine_backend_possible(fake_dir, (True, "NVIDIA driver found"))
+    assert not ok and ("not installed" in why or "no TensorRT engines" in why)
+    from runtime.tensorrt_backend import engines_present
+
+    assert engines_present(fake_dir) == (False, f"no TensorRT engines in {fake_dir / 'tensorrt'} "
+                                                "(missing encoder.plan, denoiser.plan)")
+    (tmp_path / "encoder.plan").write_bytes(b"x")
+    (tmp_path / "denoiser.plan").write_bytes(b"x")
+    assert engines_present(fake_dir, tmp_path)[0]
+    from runtime.loader import gpu_visible
+
+    if not gpu_visible()[0]:
+        with pytest.raises(BackendUnavailable, match="tensorrt-engine"):
+            load_model(fake_dir, backend="tensorrt-engine")
+
+
+BUNDLED = REPO / "models" / "default"
+
+
+@pytest.mark.skipif(not (BUNDLED / "encoder.int8.onnx").is_file(), reason="bundled model has no int8 graphs")
+def test_bundled_int8_backend_serves_and_logs(caplog):
+    with caplog.at_level(logging.INFO, logger="quicksilver.runtime"):
+        m = load_model(BUNDLED, backend="cpu-int8", threads=1)
+    assert m.backend.name == "onnxruntime-cpu-int8"
+    assert [r.getMessage() for r in caplog.records if r.name == "quicksilver.runtime"] == [
+        "backend onnxruntime-cpu-int8: int8 graphs requested (CPU only), intra-op threads=1"]
+    state = m.backend.encode_context(np.arange(5, 40, dtype=np.int64)[None])
+    logits = m.backend.denoise_span(np.full((1, 8), m.tokenizer.mask_id), state)
+    assert logits.shape == (1, 8, m.info.vocab_size) and np.isfinite(logits).all()
