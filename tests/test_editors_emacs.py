@@ -15,25 +15,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tooling import require
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "editors" / "emacs"
 MODEL_DIR = ROOT / "models" / "default"
-IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
 
 TYPED = "y"  # completes the comment line tests/test_lsp_clients.py asks about
 SOURCE = "import os\n\n\ndef list_files(path):\n    # return the names of the files in path, sorted b\n"
 LINE = 4
 LOAD_EGLOT = ["-l", str(PACKAGE / "test" / "load-eglot.el")]
-
-
-def require(available: bool, reason: str) -> None:
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: .ci/run must install it)")
-    pytest.skip(reason)
 
 
 def emacs_with_eglot() -> str:

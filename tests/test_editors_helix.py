@@ -13,11 +13,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from tooling import IN_CI
 
 ROOT = Path(__file__).resolve().parents[1]
 SNIPPET = ROOT / "editors" / "helix" / "languages.toml"
 MODEL_DIR = ROOT / "models" / "default"
-IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
 PLACEHOLDER = "/path/to/quicksilver"
 
 SOURCE = "import os\n\n\ndef list_files(path):\n    # return the names of the files in path, sorted by\n"

@@ -15,24 +15,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from tooling import require
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "editors" / "neovim"
 MODEL_DIR = ROOT / "models" / "default"
-IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
 
 # The cursor ends a comment line once "y" is typed: the same text tests/test_lsp_clients.py completes.
 TYPED = "y"
 SOURCE = "import os\n\n\ndef list_files(path):\n    # return the names of the files in path, sorted b\n"
 LINE = 4
-
-
-def require(available: bool, reason: str) -> None:
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: .ci/run must install it)")
-    pytest.skip(reason)
 
 
 @pytest.fixture

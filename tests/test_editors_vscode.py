@@ -14,18 +14,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from tooling import require
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTENSION = ROOT / "editors" / "vscode"
-IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
-
-
-def require(available: bool, reason: str) -> None:
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: .ci/run must install it)")
-    pytest.skip(reason)
 
 
 def npm(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -19,24 +19,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from tooling import require
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = ROOT / "tests" / "clients"
 NODE_DIR = CLIENTS / "node"
 MODEL_DIR = Path(os.environ.get("QUICKSILVER_MODEL") or ROOT / "models" / "default")
-IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
 
 # The cursor ends a comment line: whatever single line the early checkpoint writes there keeps the parse valid.
 SOURCE = "import os\n\n\ndef list_files(path):\n    # return the names of the files in path, sorted by\n"
 LINE, CHARACTER = 4, len("    # return the names of the files in path, sorted by")
-
-
-def require(available: bool, reason: str) -> None:
-    if available:
-        return
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: .ci/run must install it)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(autouse=True)
