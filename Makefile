@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 DEMO_FILE := examples/demo.py
-DEMO_POS := 5:12
+DEMO_POS := 9:13
 
 .PHONY: demo test lint serve clean
 
@@ -21,7 +21,7 @@ $(VENV)/.dev: pyproject.toml
 
 demo: $(VENV)/.serve
 	@echo "--- $(DEMO_FILE), cursor at line $(DEMO_POS) ---"
-	@sed -n '1,8p' $(DEMO_FILE)
+	@cat -n $(DEMO_FILE)
 	@echo "--- completion from models/default ---"
 	@$(PY) -m lsp_server complete $(DEMO_FILE):$(DEMO_POS)
 

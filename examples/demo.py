@@ -2,8 +2,9 @@ import os
 
 
 def list_python_files(folder):
+    """Return the paths of the Python files in folder, sorted by name."""
     paths = []
     for name in sorted(os.listdir(folder)):
         if name.endswith(".py"):
-            paths.append(os.path.join(folder, name))
+            
     return paths
