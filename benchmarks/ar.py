@@ -67,6 +67,8 @@ class ArDecoder:
             while True:
                 logits = logits.float()
                 logits[..., forbidden] = -float("inf")
+                if not out:  # like the engine's sampler: a suggestion has at least one token
+                    logits[..., tok.eos_id] = -float("inf")
                 nxt = int(logits.reshape(-1).argmax())
                 if nxt == tok.eos_id:
                     break

@@ -186,11 +186,13 @@ def train(args) -> None:
         log.flush()
         if state["step"] % cfg.save_every == 0 or is_eval:
             extra = {k: v for k, v in state.items() if k not in ("step", "tokens", "train_seconds")}
+            eval_meta = {**extra, "step": state["step"], "tokens": state["tokens"],
+                         "train_seconds": state["train_seconds"], "val_loss": record.get("val_loss")}
+            if is_eval and args.snapshots:  # kept for the learning curve, evaluated later
+                save_checkpoint(model, out / "snapshots" / f"step{state['step']:07d}.safetensors", eval_meta)
             if is_eval and record["val_loss"] < state["best_val"]:
-                state["best_val"] = extra["best_val"] = record["val_loss"]
-                save_checkpoint(model, out / "best.safetensors",
-                                {**extra, "step": state["step"], "tokens": state["tokens"],
-                                 "train_seconds": state["train_seconds"], "val_loss": record["val_loss"]})
+                state["best_val"] = extra["best_val"] = eval_meta["best_val"] = record["val_loss"]
+                save_checkpoint(model, out / "best.safetensors", eval_meta)
             save_state(model, opt, out, state["step"], state["tokens"], state["train_seconds"], extra)
         if deadline and time.time() > deadline:
             break
@@ -216,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-hours", type=float, default=None)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--snapshots", action="store_true", help="keep a copy of the weights at every evaluation")
     train(p.parse_args(argv))
 
 
