@@ -122,3 +122,27 @@ def test_cached_context_equals_full_forward():
         # the context part of the stage-2 mask is causal: the span cannot change it
         h_ar = model.forward_causal(ctx)
         assert torch.allclose(model.logits(h_ar)[0, -1], first[0], atol=1e-4)
+
+
+def test_bundle_writes_a_servable_model(tiny, tmp_path):
+    from runtime.loader import load_model
+    from runtime.model import save_checkpoint
+    from training.bundle import STAGE1_FILE, bundle
+
+    root, _, _ = tiny
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=400, n_layer=2, n_head=2, d_model=32)
+    save_checkpoint(Denoiser(cfg), tmp_path / "ar.safetensors", {"stage": "ar", "tokens": 10})
+    save_checkpoint(Denoiser(cfg), tmp_path / "diff.safetensors", {"stage": "diffusion", "tokens": 5})
+    out = tmp_path / "model"
+    parity = bundle(tmp_path / "diff.safetensors", tmp_path / "ar.safetensors", out, root / "corpus",
+                    root / "tok.json")
+    assert max(v for v in parity.values() if isinstance(v, float)) < 1e-3
+    stage1, meta = load_checkpoint(out / STAGE1_FILE)
+    assert meta["stage"] == "ar" and (out / "corpus_manifest.json").is_file()
+    from safetensors import safe_open
+
+    with safe_open(str(out / STAGE1_FILE), framework="pt") as f:
+        assert f.get_tensor("embed.weight").dtype == torch.bfloat16  # half the bytes in the repo
+    loaded = load_model(out, backend="cpu")
+    assert loaded.info.n_layer == 2 and (out / "encoder.int8.onnx").is_file()
