@@ -103,6 +103,12 @@ def test_two_stages_train_resume_and_save(tiny, tmp_path):
     model, meta = load_checkpoint(diff / "last.safetensors")
     assert meta["stage"] == "diffusion" and meta["init"]["stage"] == "ar"
     assert isinstance(model, Denoiser)
+    # the same stage started again from a copy (the bundle): counters and provenance carry over
+    again = tmp_path / "diff2"
+    train_main(["--stage", "diffusion", "--init", str(diff / "last.safetensors"), "--out", str(again),
+                "--max-steps", "5", *common])
+    _, meta2 = load_checkpoint(again / "last.safetensors")
+    assert meta2["step"] == 5 and meta2["tokens"] > meta["tokens"] and meta2["init"]["stage"] == "ar"
 
 
 def test_cached_context_equals_full_forward():

@@ -140,9 +140,12 @@ def train(args) -> None:
         print(f"resuming {out} at step {state['step']}", file=sys.stderr)
     elif args.init:
         model, meta = load_checkpoint(Path(args.init))
-        state["init"] = {"path": str(args.init), "tokens": meta.get("tokens", 0),
-                         "train_seconds": meta.get("train_seconds", 0.0), "stage": meta.get("stage")}
-        print(f"initialised from {args.init}", file=sys.stderr)
+        if meta.get("stage") == cfg.stage:  # the same stage goes on (e.g. from the bundle): keep its counters
+            state.update({k: meta[k] for k in ("step", "tokens", "train_seconds", "best_val", "init") if k in meta})
+        else:
+            state["init"] = {"path": str(args.init), "tokens": meta.get("tokens", 0),
+                             "train_seconds": meta.get("train_seconds", 0.0), "stage": meta.get("stage")}
+        print(f"initialised from {args.init} (stage {meta.get('stage')}, step {meta.get('step')})", file=sys.stderr)
     else:
         model = Denoiser(ModelConfig(vocab_size=tok.vocab_size, n_layer=args.n_layer,
                                      d_model=args.d_model, n_head=args.n_head))
