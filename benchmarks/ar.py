@@ -63,7 +63,6 @@ class ArDecoder:
         with torch.inference_mode():
             logits, kv = model.encode_context(torch.from_numpy(ids))
             passes = 1
-            pos = ids.shape[1]
             while True:
                 logits = logits.float()
                 logits[..., forbidden] = -float("inf")
@@ -75,11 +74,8 @@ class ArDecoder:
                 out.append(nxt)
                 if len(out) >= self.max_new_tokens or self._line_done(out):
                     break
-                x, new_kv = model.hidden(torch.tensor([[nxt]]), torch.tensor([pos]), past_kv=kv)
-                kv = torch.cat((kv, new_kv), dim=4)  # (n_layer, 2, B, nh, T, hs): append along T
-                logits = model.logits(x[:, -1])
+                logits, kv = model.decode_step(torch.tensor([[nxt]]), kv)
                 passes += 1
-                pos += 1
         return out, passes
 
     def _line_done(self, out: list[int]) -> bool:
@@ -104,7 +100,7 @@ class ArDecoder:
 
 def check_kv_decoding(model, n_ctx: int = 23, n_new: int = 5, seed: int = 0) -> float:
     """Largest |logit difference| between cached one-token decoding and a full causal
-    pass over the same ids: ~1e-5 means `hidden` with past_kv is exact."""
+    pass over the same ids: ~1e-5 means `Denoiser.decode_step` is exact."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -114,8 +110,7 @@ def check_kv_decoding(model, n_ctx: int = 23, n_new: int = 5, seed: int = 0) -> 
         logits, kv = model.encode_context(ids[:, :n_ctx])
         rows = [logits[0]]
         for i in range(n_ctx, n_ctx + n_new - 1):
-            x, new_kv = model.hidden(ids[:, i:i + 1], torch.tensor([i]), past_kv=kv)
-            kv = torch.cat((kv, new_kv), dim=4)
-            rows.append(model.logits(x[:, -1])[0])
+            step_logits, kv = model.decode_step(ids[:, i:i + 1], kv)
+            rows.append(step_logits[0])
         cached = torch.stack(rows)
     return float((cached - full[n_ctx - 1:n_ctx + n_new - 1]).abs().max())
