@@ -36,7 +36,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 STEP_SWEEP = (1, 2, 4, 8)
 ENGINE_METHODS: dict[str, dict] = {"engine": {}, "true_length": {}, **{f"steps_{k}": {"steps": k} for k in STEP_SWEEP},
-                                   "one_per_step": {"latency_budget_ms": 0.0, "steps": None}}
+                                   "one_per_step": {"latency_budget_ms": 0.0, "steps": None, "tokens_per_step": 1}}
 ALL_METHODS = (*BASELINES, "ar", *ENGINE_METHODS)
 
 

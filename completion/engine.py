@@ -14,6 +14,7 @@ post-processed, checked against the parse, the better kept -> cached.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
@@ -53,16 +54,18 @@ class CompletionEngine:
         return self.model.backend.name
 
     def plan_steps(self, span_len: int, ctx_tokens: int, elapsed_ms: float, batch: int = 1) -> tuple[int, float | None]:
-        """(steps, confidence threshold). No budget: one token per step, no threshold;
-        otherwise as many steps as the remaining budget buys, at most one per token."""
+        """(steps, confidence threshold). Fixed steps if set; otherwise at most
+        ceil(span_len / tokens_per_step), and no more than the remaining budget buys.
+        One token per step (the autoregressive order) needs no threshold."""
         s = self.settings
         if s.steps:
             return min(s.steps, span_len), s.min_confidence
-        if not s.latency_budget_ms or s.latency_budget_ms <= 0:
-            return span_len, None
-        remaining = s.latency_budget_ms - elapsed_ms
-        steps = self.costs.steps_within(remaining, ctx_tokens, span_len, batch=batch)
-        return max(1, min(steps, span_len)), s.min_confidence
+        steps = max(1, math.ceil(span_len / max(1.0, s.tokens_per_step)))
+        if s.latency_budget_ms and s.latency_budget_ms > 0:
+            remaining = s.latency_budget_ms - elapsed_ms
+            steps = min(steps, self.costs.steps_within(remaining, ctx_tokens, span_len, batch=batch))
+        steps = max(1, min(steps, span_len))
+        return steps, (None if steps == span_len and s.tokens_per_step <= 1 else s.min_confidence)
 
     def plan_candidates(self, plan: HolePlan, ctx_tokens: int, elapsed_ms: float) -> tuple[tuple[int, ...], int,
                                                                                           float | None]:

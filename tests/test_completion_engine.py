@@ -122,7 +122,7 @@ def test_typed_ahead_is_served_from_the_cache_without_a_model_call():
 
 def test_drafts_improve_then_the_final_arrives():
     backend = ScriptBackend(long=("return x + 1", 8.0))
-    engine = make_engine(backend, latency_budget_ms=0, span_len=16)
+    engine = make_engine(backend, latency_budget_ms=0, span_len=16, tokens_per_step=1)
     request = CompletionRequest("def f(x):\n    \n", 1, 4, "python")
     drafts: list[Completion] = []
     final = engine.complete(request, on_draft=drafts.append)
@@ -136,7 +136,7 @@ def test_drafts_improve_then_the_final_arrives():
 
 def test_cancelled_work_is_not_cached():
     backend = ScriptBackend(long=("x + 1", 8.0))
-    engine = make_engine(backend, latency_budget_ms=0, span_len=8)
+    engine = make_engine(backend, latency_budget_ms=0, span_len=8, tokens_per_step=1)
     flags = iter([False, False, True])
     partial = engine.complete(AT_RETURN, is_cancelled=lambda: next(flags, True))
     assert partial.steps == 2 and len(backend.calls) == 2

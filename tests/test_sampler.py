@@ -102,7 +102,7 @@ def _engine(backend, **settings) -> CompletionEngine:
 def test_slow_backend_meets_deadline_by_taking_fewer_steps():
     target = list(range(10, 26))
     slow = TargetBackend(target, delay_s=0.02)
-    engine = _engine(slow, latency_budget_ms=150, span_len=16, min_confidence=1.1)
+    engine = _engine(slow, latency_budget_ms=150, span_len=16, min_confidence=1.1, tokens_per_step=1)
     engine.costs.warm_up(slow)
     slow.calls = 0
     req = CompletionRequest(text="x = 1\ny = ", line=1, column=4)
@@ -114,9 +114,23 @@ def test_slow_backend_meets_deadline_by_taking_fewer_steps():
 def test_no_deadline_takes_one_token_per_step():
     target = list(range(10, 26))
     backend = TargetBackend(target)
-    engine = _engine(backend, latency_budget_ms=0, span_len=16)
+    engine = _engine(backend, latency_budget_ms=0, span_len=16, tokens_per_step=1)
     result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
     assert result.steps == 16 and result.forward_passes == 17
+
+
+def test_default_commits_several_tokens_per_step():
+    """Parallel decoding by default: a 16-token span in ceil(16 / 8) = 2 steps, even with a budget
+    that buys more and a threshold nothing reaches; halving tokens_per_step doubles the steps."""
+    backend = TargetBackend(list(range(10, 26)))
+    req = CompletionRequest(text="x = 1\ny = ", line=1, column=4)
+    assert _engine(backend, latency_budget_ms=0, span_len=16, min_confidence=1.1).complete(req).steps == 2
+    assert _engine(backend, latency_budget_ms=0, span_len=16, min_confidence=1.1,
+                   tokens_per_step=4).complete(req).steps == 4
+    roomy = _engine(backend, latency_budget_ms=10_000, span_len=16, min_confidence=1.1)
+    roomy.costs.warm_up(backend)
+    result = roomy.complete(req)
+    assert result.steps == 2 and result.text == FakeTokenizer().decode(list(range(10, 26)))
 
 
 def test_two_span_lengths_share_one_batch_with_eos_forced_on_the_shorter():
@@ -140,14 +154,14 @@ def test_slow_backend_with_engine_chosen_lengths_still_fits_the_budget():
     """No span length given: the hole picks two candidates; the budget decides how many steps, and
     whether both candidates still fit (this fake costs the same for a batch of one or two)."""
     slow = TargetBackend(list(range(10, 26)), delay_s=0.02)
-    engine = _engine(slow, latency_budget_ms=150, min_confidence=1.1)
+    engine = _engine(slow, latency_budget_ms=150, min_confidence=1.1, tokens_per_step=1)
     engine.costs.warm_up(slow, batches=(1, 2))
     slow.calls = 0
     result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
     assert result.candidates == 2 and 2 <= result.steps < 16 and result.steps == slow.calls
 
     slower = TargetBackend(list(range(10, 26)), delay_s=0.06)  # one step is all 150 ms buy
-    engine = _engine(slower, latency_budget_ms=150, min_confidence=1.1)
+    engine = _engine(slower, latency_budget_ms=150, min_confidence=1.1, tokens_per_step=1)
     engine.costs.warm_up(slower, batches=(1, 2))
     slower.calls = 0
     result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
@@ -156,6 +170,6 @@ def test_slow_backend_with_engine_chosen_lengths_still_fits_the_budget():
 
 def test_no_deadline_denoises_both_candidates_one_token_per_step():
     backend = TargetBackend(list(range(10, 26)))
-    engine = _engine(backend, latency_budget_ms=0)
+    engine = _engine(backend, latency_budget_ms=0, tokens_per_step=1)
     result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
     assert result.candidates == 2 and result.steps == 16  # the longer candidate's 16 tokens
