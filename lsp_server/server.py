@@ -167,7 +167,8 @@ class QuicksilverServer(LanguageServer):
                 log.debug("refined %s %d:%d in %d steps: %r -> %r", request.document_id, position.line,
                           position.character, refined.steps, result.text, refined.text)
 
-        self.runner.refine(request.document_id or "", request, replace(s, latency_budget_ms=0), store)
+        one_per_step = replace(s, latency_budget_ms=0, tokens_per_step=1)
+        self.runner.refine(request.document_id or "", request, one_per_step, store)
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         """Errors outside a request (a failing notification handler) are logged, with no pop-up in the editor;
