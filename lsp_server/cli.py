@@ -71,12 +71,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tcp", type=_port, metavar="PORT", default=None,
                         help="serve one client on 127.0.0.1:PORT instead of stdio (0 picks a free port; "
                              "never reachable from the network)")
+    parser.add_argument("--record-trace", metavar="DIR", default=None,
+                        help="record this session (edits, requests, answers) as a trace in DIR; off by default")
     _add_common_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     complete = commands.add_parser("complete", help="print one completion for FILE:LINE:COL and exit")
     complete.add_argument("location", metavar="FILE:LINE:COL", help="1-based line and column (in characters)")
     _add_common_options(complete, suppress=True)
+    replay = commands.add_parser("replay", help="replay editing traces against a server and report latency, "
+                                                "suggestions accepted and characters saved")
+    replay.add_argument("traces", nargs="+", metavar="TRACE", help="trace files (.jsonl) or directories of them")
+    replay.add_argument("--speed", type=_speed, default=None, metavar="1|max",
+                        help="1: the recorded timing (or any factor); max: as fast as possible (default)")
+    replay.add_argument("--no-accept", action="store_true", help="the simulated user never accepts a suggestion")
+    replay.add_argument("--min-keystrokes", type=int, default=0, metavar="N",
+                        help="soak: replay the traces again as new documents until N keystrokes went through")
+    replay.add_argument("--timeout", type=float, default=60.0, metavar="S", help="a later answer is an error")
+    replay.add_argument("--out", metavar="JSON", default=None, help="write the report here")
+    replay.add_argument("--plot", metavar="PNG", default=None, help="latency and memory plot")
+    replay.add_argument("--server-log", metavar="PATH", default=None, help="the replayed server's log file")
+    _add_common_options(replay, suppress=True)
     return parser
+
+
+def _speed(value: str) -> float | None:
+    if value == "max":
+        return None
+    speed = float(value)
+    if speed <= 0:
+        raise argparse.ArgumentTypeError(f"speed must be positive or 'max', got {value}")
+    return speed
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -178,12 +202,58 @@ def run_complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def server_args(args: argparse.Namespace) -> list[str]:
+    """The options given to this command that the replayed server should get too."""
+    out: list[str] = []
+    for flag, value in (("--model", args.model), ("--backend", args.backend), ("--threads", args.threads),
+                        ("--latency-budget-ms", args.latency_budget_ms)):
+        if value is not None and not (flag == "--backend" and value == "auto"):
+            out += [flag, str(value)]
+    return out
+
+
+def run_replay_command(args: argparse.Namespace) -> int:
+    """Replay traces; exit 0 when there were no errors and no outdated or invalid answers."""
+    import json
+
+    from lsp_server.replay import ReplayOptions
+    from lsp_server.replay_report import plot, run_replay, trace_paths
+    from lsp_server.trace import TraceError
+
+    options = ReplayOptions(speed=args.speed, accept=not args.no_accept, answer_timeout_s=args.timeout)
+    try:
+        report, total = run_replay(trace_paths(args.traces), options, server_args(args), args.min_keystrokes,
+                                   Path(args.server_log) if args.server_log else None)
+    except TraceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    if args.plot and not plot(report, total.latencies_ms, Path(args.plot)):
+        print("note: no plot (matplotlib is not installed)", file=sys.stderr)
+    summary = {k: report["total"][k] for k in ("keystrokes", "requests", "shown", "accepted", "chars_saved_pct",
+                                               "outdated", "invalid", "errors", "latency_ms")}
+    print(json.dumps({**summary, "memory_growth_mb": report["memory"].get("growth_mb")}))
+    t = report["total"]
+    return 0 if t["errors"] == 0 and t["outdated"] == 0 and t["invalid"] == 0 else 1
+
+
 def serve(args: argparse.Namespace) -> int:
     """LSP over stdio (or one loopback TCP client) until exit or end of input; the exit code follows LSP."""
     from lsp_server.handlers import create_server
     from lsp_server.transport import serve_stdio, serve_tcp
 
     server = create_server(config_from_args(args))
+    recorder = None
+    if args.record_trace:
+        from lsp_server.trace import TraceRecorder
+
+        try:
+            recorder = server.protocol.recorder = TraceRecorder(args.record_trace)
+        except OSError as exc:
+            print(f"error: cannot record a trace in {args.record_trace}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a stray print() must not corrupt the protocol stream
     try:
@@ -197,6 +267,8 @@ def serve(args: argparse.Namespace) -> int:
             serve_stdio(server.protocol, stdin, stdout)
     finally:
         server.close()
+        if recorder is not None:
+            recorder.close()
     return server.exit_code
 
 
@@ -205,4 +277,6 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level, args.log_file)
     if args.command == "complete":
         return run_complete(args)
+    if args.command == "replay":
+        return run_replay_command(args)
     return serve(args)

@@ -83,7 +83,7 @@ def did_close(ls: QuicksilverServer, params: types.DidCloseTextDocumentParams) -
 async def inline_completion(ls: QuicksilverServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
     automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
     answer = await ls.complete(Ask("inline", params.text_document.uri, params.position, automatic))
-    return inline_result(answer.completion, answer.position, answer.suggestion_id)
+    return inline_result(answer.completion, answer.position, answer.suggestion_id, answer.version)
 
 
 async def completion(ls: QuicksilverServer, params: types.CompletionParams) -> types.CompletionList:
@@ -92,18 +92,18 @@ async def completion(ls: QuicksilverServer, params: types.CompletionParams) -> t
     ask = Ask("completion", params.text_document.uri, params.position, trigger != types.CompletionTriggerKind.Invoked)
     if params.partial_result_token is None:
         answer = await ls.complete(ask)
-        return completion_list(answer.completion, answer.position, answer.suggestion_id)
+        return completion_list(answer.completion, answer.position, answer.suggestion_id, answer.version)
     token = params.partial_result_token
     stream = PartialResults(lambda value: ls.progress(types.ProgressParams(token=token, value=value)), params.position)
     answer = await ls.complete(ask, on_draft=stream.draft)
-    stream.suggestion_id = answer.suggestion_id
+    stream.suggestion_id, stream.version = answer.suggestion_id, answer.version
     return stream.finish(answer.completion)
 
 
 def accept(ls: QuicksilverServer, *arguments: Any) -> None:
     """`quicksilver.accept`, the command on every item: the editor runs it when the suggestion is taken."""
-    if len(arguments) != 1 or not isinstance(arguments[0], str):
-        raise JsonRpcInvalidParams(message=f"{ACCEPT_COMMAND} takes one suggestion id, got {list(arguments)!r}")
+    if not 1 <= len(arguments) <= 2 or not isinstance(arguments[0], str):  # (id, {"version": ...}) as sent
+        raise JsonRpcInvalidParams(message=f"{ACCEPT_COMMAND} takes a suggestion id, got {list(arguments)!r}")
     ls.feedback.record(arguments[0], "accepted")
 
 

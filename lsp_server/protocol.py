@@ -28,6 +28,7 @@ SERVER_NOT_INITIALIZED = -32002
 
 class QuicksilverProtocol(LanguageServerProtocol):
     initialized = False  # set once `initialize` was received
+    recorder = None  # a lsp_server.trace.TraceRecorder when the user asked for --record-trace
 
     def receive(self, body: bytes) -> None:
         """Parse and handle one message body; never raises except SystemExit (the `exit` notification)."""
@@ -46,6 +47,8 @@ class QuicksilverProtocol(LanguageServerProtocol):
             if "id" in data and "method" in data:
                 self.send_error(data["id"], JsonRpcInvalidRequest(message="not a JSON-RPC 2.0 message"))
             return
+        if self.recorder is not None:
+            self.recorder.incoming(data)
         if "method" in data:
             data.setdefault("params", None)  # JSON-RPC lets params be omitted; pygls's generic types need the key
         try:
@@ -57,6 +60,14 @@ class QuicksilverProtocol(LanguageServerProtocol):
             self.handle_message(message)
         except Exception:  # a bug in a handler must not end the server
             log.exception("failed to handle %r", data.get("method"))
+
+    def _send_data(self, data: Any):
+        if self.recorder is not None and data:
+            try:
+                self.recorder.outgoing(json.loads(json.dumps(data, default=self._serialize_message)))
+            except (TypeError, ValueError) as exc:
+                log.warning("trace recorder: %s", exc)
+        super()._send_data(data)
 
     def send_error(self, msg_id: Any, error: JsonRpcException) -> None:
         """An error response; msg_id None is sent as null (unknown id)."""

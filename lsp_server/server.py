@@ -49,6 +49,7 @@ class Answer:
     completion: Completion | None
     position: types.Position  # where the suggestion goes (a character past the line's end is clamped)
     suggestion_id: str | None = None
+    version: int | None = None  # the document version the suggestion was made for (echoed to the client)
 
 
 class QuicksilverServer(LanguageServer):
@@ -128,7 +129,7 @@ class QuicksilverServer(LanguageServer):
             raise UnknownDocument(f"document is not open: {ask.uri}")
         position = doc.clamped(ask.position, self.position_encoding)
         offset = doc.offset_at(position, self.position_encoding)
-        answer = Answer(None, position)
+        answer = Answer(None, position, version=doc.version)
         config = self.config
         language = language_for_document(doc.language_id, ask.uri)
         if not language_enabled(language, config.settings.enabled_languages):
@@ -148,6 +149,8 @@ class QuicksilverServer(LanguageServer):
                                        on_draft=on_draft)
         if result is None:
             return answer, "superseded by a newer request"
+        if self.documents.get(ask.uri) is not doc or doc.revision != identity[0]:
+            return answer, "the document changed meanwhile"  # a suggestion for text the user no longer sees
         if not result.from_cache:
             self.debouncer.observe_latency(result.latency_ms)
             self._refine_later(request, offset, position, result, config)
