@@ -118,8 +118,10 @@ def did_dismiss(ls: QuicksilverServer, params: Any) -> None:
 
 def stats(ls: QuicksilverServer, params: Any) -> dict:
     """Local counters for the user's own tooling: suggestions shown, accepted, dismissed, cache hits."""
-    cache = getattr(ls.runner.view(ls.config.settings), "cache", None)
-    return {**ls.feedback.counts, "cache_hits": getattr(cache, "hits", 0), "cache_misses": getattr(cache, "misses", 0)}
+    view = ls.runner.view(ls.config.settings)
+    cache = getattr(view, "cache", None)
+    return {**ls.feedback.counts, "cache_hits": getattr(cache, "hits", 0), "cache_misses": getattr(cache, "misses", 0),
+            "backend": getattr(view, "backend_name", None)}  # None until the model is loaded
 
 
 def shutdown(ls: QuicksilverServer, params: None) -> None:
