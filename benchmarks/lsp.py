@@ -20,16 +20,15 @@ import argparse
 import json
 import os
 import platform
-import queue
 import random
-import subprocess
 import sys
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+from lsp_server.stdio_client import StdioClient
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -37,55 +36,29 @@ STDLIB = Path(os.__file__).parent
 
 
 class StdioServer:
-    """The server as a subprocess with a minimal JSON-RPC client; timings on the client side."""
+    """The server as editors start it, through lsp_server's stdio client; timings on the client side."""
 
     def __init__(self, args: list[str]):
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, "-m", "lsp_server", "--log-level", "warning", *args],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-        self.replies: queue.Queue = queue.Queue()
-        self.next_id = 0
-        threading.Thread(target=self._read, daemon=True).start()
+        self.client = StdioClient([sys.executable, "-m", "lsp_server", "--log-level", "warning", *args], cwd=ROOT,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
 
-    def _read(self) -> None:
-        out = self.proc.stdout
-        while header := out.readline():
-            if header.lower().startswith(b"content-length:"):
-                length = int(header.split(b":")[1])
-                while out.readline().strip():
-                    pass
-                message = json.loads(out.read(length))
-                if "id" in message and "method" not in message:
-                    self.replies.put((time.perf_counter(), message))
-
-    def send(self, method: str, params, request: bool = True) -> int | None:
-        message = {"jsonrpc": "2.0", "method": method, "params": params}
-        if request:
-            self.next_id += 1
-            message["id"] = self.next_id
-        body = json.dumps(message).encode()
-        self.proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        self.proc.stdin.flush()
-        return message.get("id")
+    def send(self, method: str, params) -> None:
+        self.client.notify(method, params)
 
     def call(self, method: str, params, timeout: float = 300) -> tuple[float, dict]:
         """(milliseconds from sending to the parsed response, the response)."""
         t0 = time.perf_counter()
-        id_ = self.send(method, params)
-        while True:
-            t1, reply = self.replies.get(timeout=timeout)
-            if reply.get("id") == id_:
-                return (t1 - t0) * 1000, reply
+        msg_id = self.client.request(method, params)
+        deadline = t0 + timeout
+        while (got := self.client.next_response(max(0.0, deadline - time.perf_counter()))) is not None:
+            received, reply = got
+            if reply.get("id") == msg_id:
+                return (received - t0) * 1000, reply
+        raise TimeoutError(f"no answer to {method} within {timeout:g} s")
 
     def close(self) -> None:
-        try:
-            self.call("shutdown", None, timeout=30)
-            self.send("exit", None, request=False)
-            self.proc.wait(timeout=30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
+        self.client.close()
 
 
 def utf16_len(text: str) -> int:
@@ -115,13 +88,13 @@ def pick_files(count: int, rng: random.Random) -> list[Path]:
 def initialize(server: StdioServer, options: dict) -> None:
     server.call("initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {},
                                "initializationOptions": options})
-    server.send("initialized", {}, request=False)
+    server.send("initialized", {})
 
 
 def open_file(server: StdioServer, path: Path) -> str:
     uri = path.as_uri()
     server.send("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1,
-                                                          "text": path.read_text(encoding="utf-8")}}, request=False)
+                                                          "text": path.read_text(encoding="utf-8")}})
     return uri
 
 
@@ -175,7 +148,7 @@ def cold_start(server_args: list[str], path: Path, runs: int) -> dict:
         try:
             server.call("initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {}})
             init_ms = (time.perf_counter() - server.started) * 1000
-            server.send("initialized", {}, request=False)
+            server.send("initialized", {})
             uri = open_file(server, path)
             inline(server, uri, 10, 0)
             total = (time.perf_counter() - server.started) * 1000

@@ -7,8 +7,8 @@ event, so nothing is missed for lack of time). The replayer behaves as VS Code d
 keystroke cancels the requests in flight for that document, and an answer that arrives after
 the document moved on is never shown.
 
-The simulated user accepts a shown suggestion when it is exactly what they were about to
-type: inserting it gives a document the trace itself reaches a little later (typos and their
+The simulated user accepts a shown suggestion of two characters or more when it is exactly
+what they were about to type: inserting it gives a document the trace itself reaches a little later (typos and their
 fixes in between included). The replay then jumps past those events, which the user no longer
 types, so characters saved are measured against the real continuation, never guessed.
 
@@ -273,8 +273,8 @@ class Replayer:
         """The index of the change event whose document equals the shown suggestion inserted, if the user
         gets there within the look-ahead without opening or closing anything; None otherwise."""
         s = self.shown
-        if s is None or not s.text.strip() or self.versions.get(s.uri) != s.version:
-            return None
+        if s is None or len(s.text) < 2 or not s.text.strip() or self.versions.get(s.uri) != s.version:
+            return None  # nobody presses Tab to save nothing (the accept is a keystroke too)
         text = self.docs[s.uri].text
         target = text[:s.offset] + s.text + text[s.offset:]
         want = (len(target), hash(target))

@@ -129,18 +129,18 @@ class TraceWriter:
         self._file = os.fdopen(fd, "w", encoding="utf-8")
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
-        self._write(head)
-
-    def _write(self, item: dict[str, Any]) -> None:
         with self._lock:
-            if self._file.closed:
-                return
+            self._write(head)
+
+    def _write(self, item: dict[str, Any]) -> None:  # with the lock held
+        if not self._file.closed:
             self._file.write(json.dumps(item, ensure_ascii=False, separators=(",", ":")) + "\n")
             self._file.flush()
 
     def event(self, kind: str, t: float | None = None, **fields: Any) -> None:
-        now = (time.monotonic() - self._t0) * 1000 if t is None else t
-        self._write({"t": round(now, 1), "type": kind, **fields})
+        with self._lock:  # the time is taken under the lock too, so lines stay in time order across threads
+            now = (time.monotonic() - self._t0) * 1000 if t is None else t
+            self._write({"t": round(now, 1), "type": kind, **fields})
 
     def close(self) -> None:
         with self._lock:

@@ -60,5 +60,6 @@ def test_package_builds_a_vsix_with_what_vs_code_loads(installed, tmp_path):
     commands = {c["command"] for c in packaged["contributes"]["commands"]}
     assert commands == {"quicksilver.toggle", "quicksilver.restartServer", "quicksilver.showLog"}
     settings = packaged["contributes"]["configuration"]["properties"]
-    for key in ("pythonPath", "latencyBudgetMs", "maxLines", "enabledLanguages", "backend", "modelPath"):
+    for key in ("pythonPath", "latencyBudgetMs", "maxLines", "enabledLanguages", "backend", "modelPath",
+                "recordTraceDirectory"):
         assert f"quicksilver.{key}" in settings

@@ -14,7 +14,7 @@ def test_inline_result_inserts_at_the_cursor_with_the_accept_command():
     result = inline_result(Completion(text="a + b"), AT, "qs-1")
     (item,) = result.items
     assert item.insert_text == "a + b" and item.range == AT_RANGE
-    assert item.command.command == ACCEPT_COMMAND and item.command.arguments == ["qs-1"]
+    assert item.command.command == ACCEPT_COMMAND and item.command.arguments == ["qs-1", {"version": None}]
     assert inline_result(Completion(text=""), AT).items == []
     assert inline_result(None, AT).items == []
 
@@ -22,7 +22,7 @@ def test_inline_result_inserts_at_the_cursor_with_the_accept_command():
 def test_completion_list_has_one_text_edit_item():
     result = completion_list(Completion(text="a + b\n    return c"), AT, "qs-2")
     (item,) = result.items
-    assert item.label == "a + b" and item.command.arguments == ["qs-2"]
+    assert item.label == "a + b" and item.command.arguments == ["qs-2", {"version": None}]
     assert item.text_edit == types.TextEdit(range=AT_RANGE, new_text="a + b\n    return c")
     assert result.is_incomplete
     assert completion_list(Completion(text=""), AT).items == []
@@ -45,7 +45,7 @@ def test_partial_results_stream_each_new_draft_then_answer_empty():
     assert [batch[0]["textEdit"]["newText"] for batch in rest] == ["a +", "a + b"]
     sort_texts = [first["items"][0]["sortText"], *(batch[0]["sortText"] for batch in rest)]
     assert sort_texts == sorted(sort_texts, reverse=True)  # the newest draft sorts first
-    assert all(batch[0]["command"]["arguments"] == ["qs-3"] for batch in rest)
+    assert all(batch[0]["command"]["arguments"] == ["qs-3", {"version": None}] for batch in rest)
 
 
 def test_partial_results_send_a_different_final_and_fall_back_to_a_plain_answer():

@@ -48,6 +48,22 @@ check("buffer untouched", vim.api.nvim_buf_get_lines(bufnr, 0, -1, false), { "de
 ghost.clear(bufnr)
 check("cleared", #ghost.extmarks(bufnr), 0)
 
+-- The server command: `--record-trace DIR` only when record_trace is set, with the directory made absolute.
+local quicksilver = require("quicksilver")
+local base = { python = "py", server_dir = "/qs", log_file = false }
+check("no recording by default", quicksilver.server_command(base), { "py", "-m", "lsp_server" })
+check("empty record_trace: off", quicksilver.server_command(vim.tbl_extend("force", base, { record_trace = "" })),
+  { "py", "-m", "lsp_server" })
+check("record_trace", quicksilver.server_command(vim.tbl_extend("force", base,
+  { record_trace = "/no/such/qs-traces", log_file = "/l.log" })),
+  { "py", "-m", "lsp_server", "--record-trace", "/no/such/qs-traces", "--log-file", "/l.log" })
+check("relative record_trace is made absolute", quicksilver.server_command(vim.tbl_extend("force", base,
+  { record_trace = "no-such-qs-traces" }))[5], vim.fn.getcwd() .. "/no-such-qs-traces")
+local own = { "quicksilver-lsp" }
+check("record_trace is added to a whole cmd", quicksilver.server_command({ cmd = own, record_trace = "/no/such/t" }),
+  { "quicksilver-lsp", "--record-trace", "/no/such/t" })
+check("the configured cmd is left alone", own, { "quicksilver-lsp" })
+
 for _, failure in ipairs(failed) do
   io.stdout:write(failure .. "\n")
 end

@@ -101,6 +101,12 @@ class Session implements vscode.Disposable {
       options: { cwd: launch.cwd, env: { ...process.env, PYTHONUNBUFFERED: "1" } },
     };
     this.channel.appendLine(`[quicksilver] starting ${launch.command} ${launch.args.join(" ")} in ${launch.cwd ?? "(current folder)"}`);
+    if (this.settings.recordTraceDirectory.trim()) {
+      this.channel.appendLine(
+        `[quicksilver] recording this session (your edits and code) in ${this.settings.recordTraceDirectory.trim()}; ` +
+          "clear quicksilver.recordTraceDirectory to stop",
+      );
+    }
     const client = new LanguageClient(SECTION, "Quicksilver", server, this.clientOptions());
     client.registerProposedFeatures(); // the inline completion feature of vscode-languageclient 9
     client.onDidChangeState((event) => {

@@ -19,6 +19,8 @@ export interface ExtensionSettings {
   modelPath: string;
   logLevel: string;
   completionItems: boolean;
+  /** Where the server records edits/requests/answers for `python -m lsp_server replay`; empty: off. */
+  recordTraceDirectory: string;
 }
 
 /** The server's option keys (lsp_server/config.py OPTIONS), as sent in JSON. */
@@ -42,6 +44,7 @@ export const DEFAULTS: ExtensionSettings = {
   modelPath: "",
   logLevel: "info",
   completionItems: false,
+  recordTraceDirectory: "",
 };
 
 export const BACKENDS = ["auto", "onnxruntime", "cpu", "cpu-int8", "cuda", "tensorrt", "tensorrt-engine", "torch"];
@@ -72,6 +75,7 @@ export function readSettings(get: SettingGetter): ExtensionSettings {
     modelPath: pick("modelPath", isString),
     logLevel: pick("logLevel", (value) => typeof value === "string" && LOG_LEVELS.includes(value)),
     completionItems: pick("completionItems", (value) => typeof value === "boolean"),
+    recordTraceDirectory: pick("recordTraceDirectory", isString),
   };
 }
 
@@ -91,9 +95,25 @@ export function toServerOptions(settings: ExtensionSettings): ServerOptions {
   return options;
 }
 
-/** Settings whose change needs a new server process rather than a didChangeConfiguration. */
+/**
+ * Settings whose change needs a new server process rather than a didChangeConfiguration: the interpreter, the
+ * checkout, and trace recording (a command-line option of the server).
+ */
 export function needsRestart(before: ExtensionSettings, after: ExtensionSettings): boolean {
-  return before.pythonPath !== after.pythonPath || before.serverDirectory !== after.serverDirectory;
+  return (
+    before.pythonPath !== after.pythonPath ||
+    before.serverDirectory !== after.serverDirectory ||
+    before.recordTraceDirectory.trim() !== after.recordTraceDirectory.trim()
+  );
+}
+
+/**
+ * The server's arguments: `-m lsp_server`, plus `--record-trace DIR` when recording is on. `--record-trace` is a
+ * global option of the server's command line, so it comes before any subcommand (there is none here: stdio).
+ */
+export function serverArgs(recordTraceDirectory: string = ""): string[] {
+  const directory = recordTraceDirectory.trim();
+  return directory ? ["-m", "lsp_server", "--record-trace", directory] : ["-m", "lsp_server"];
 }
 
 /** Whether the server is asked about this language id at all ("*" matches every language). */
@@ -121,9 +141,10 @@ export function venvPython(dir: string, platform: string = process.platform): st
  * one, else the extension's own checkout (editors/vscode inside the repository, when run from source).
  * The interpreter is `pythonPath` if set, else the checkout's .venv, else `python3` (which then needs
  * `pip install` of the server package). The server runs in the checkout so `-m lsp_server` finds it either way.
+ * With `recordTraceDirectory` set, the server records the session there (`--record-trace`, see serverArgs).
  */
 export function resolveServerLaunch(
-  settings: Pick<ExtensionSettings, "pythonPath" | "serverDirectory">,
+  settings: Pick<ExtensionSettings, "pythonPath" | "serverDirectory"> & Partial<Pick<ExtensionSettings, "recordTraceDirectory">>,
   workspaceFolders: string[],
   extensionPath: string,
   exists: (file: string) => boolean,
@@ -138,5 +159,5 @@ export function resolveServerLaunch(
     const python = checkout === undefined ? undefined : venvPython(checkout, platform);
     command = python !== undefined && exists(python) ? python : platform === "win32" ? "python" : "python3";
   }
-  return { command, args: ["-m", "lsp_server"], cwd: settings.serverDirectory.trim() || checkout };
+  return { command, args: serverArgs(settings.recordTraceDirectory), cwd: settings.serverDirectory.trim() || checkout };
 }

@@ -25,6 +25,8 @@ local defaults = {
   server_dir = nil, -- the Quicksilver checkout; nil: the one this plugin sits in (editors/neovim), if it is one
   log_file = vim.fn.stdpath("cache") .. "/quicksilver.log", -- the server's log (:QuicksilverLog); false: stderr, into Neovim's LSP log
   settings = {}, -- the server's settings: latencyBudgetMs, maxLines, enabledLanguages, backend, modelPath, logLevel
+  record_trace = nil, -- a directory: the server records edits, requests and answers there for
+  -- `python -m lsp_server replay` (`--record-trace DIR`); nil: off. Traces contain your code (files are mode 0600)
   filetypes = nil, -- nil: every file buffer; or a list such as { "python", "lua" }
   auto_trigger = true, -- ask while typing in insert mode; false: only on the trigger key
   debounce_ms = 75, -- wait after the last keystroke (the server debounces again, adaptively)
@@ -59,12 +61,21 @@ local function own_checkout()
   return nil
 end
 
+-- `--record-trace DIR` (a global option of the server, so it goes before any subcommand; there is none here).
+-- The directory is made absolute here: the server runs in the checkout, not in Neovim's current directory.
+local function record_args(config)
+  if type(config.record_trace) ~= "string" or config.record_trace == "" then
+    return {}
+  end
+  return { "--record-trace", vim.fn.fnamemodify(config.record_trace, ":p") }
+end
+
 --- The server command and the folder it runs in.
 function M.server_command(config)
   config = config or M.config
   local dir = config.server_dir or own_checkout()
   if config.cmd then
-    return config.cmd, dir
+    return vim.list_extend(vim.deepcopy(config.cmd), record_args(config)), dir
   end
   local python = config.python
   if not python then
@@ -72,6 +83,7 @@ function M.server_command(config)
     python = (venv and vim.fn.executable(venv) == 1) and venv or "python3"
   end
   local cmd = { python, "-m", "lsp_server" }
+  vim.list_extend(cmd, record_args(config))
   if config.log_file then
     vim.list_extend(cmd, { "--log-file", config.log_file })
   end
@@ -272,6 +284,12 @@ local function wanted(bufnr)
   return filetypes == nil or vim.tbl_contains(filetypes, vim.bo[bufnr].filetype)
 end
 
+-- The server's settings as a JSON object: an empty Lua table would be sent as [] (the server wants an object).
+local function server_settings()
+  local settings = M.config.settings or {}
+  return next(settings) == nil and vim.empty_dict() or settings
+end
+
 local function client_config()
   local cmd, dir = M.server_command()
   return {
@@ -279,8 +297,8 @@ local function client_config()
     cmd = cmd,
     cmd_cwd = dir,
     root_dir = uv.cwd(),
-    init_options = M.config.settings,
-    settings = { quicksilver = M.config.settings }, -- answers the server's workspace/configuration pull
+    init_options = server_settings(),
+    settings = { quicksilver = server_settings() }, -- answers the server's workspace/configuration pull
     flags = { debounce_text_changes = 0 }, -- the request must see the keystroke that triggered it
     on_exit = function(code)
       if code ~= 0 then notify(("server exited with code %d, see :QuicksilverLog"):format(code), vim.log.levels.WARN) end
@@ -332,8 +350,8 @@ function M.configure(settings)
   M.config.settings = vim.tbl_extend("force", M.config.settings, settings or {})
   local client = M.client()
   if client then
-    client.config.settings = { quicksilver = M.config.settings }
-    call(client, "notify", "workspace/didChangeConfiguration", { settings = { quicksilver = M.config.settings } })
+    client.config.settings = { quicksilver = server_settings() }
+    call(client, "notify", "workspace/didChangeConfiguration", { settings = { quicksilver = server_settings() } })
   end
 end
 

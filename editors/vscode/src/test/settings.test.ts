@@ -8,6 +8,7 @@ import {
   needsRestart,
   readSettings,
   resolveServerLaunch,
+  serverArgs,
   toServerOptions,
   venvPython,
 } from "../settings";
@@ -28,6 +29,7 @@ test("wrong-typed settings fall back to their defaults, valid ones are kept", ()
       logLevel: "debug",
       modelPath: "/models/mine",
       enabled: "yes",
+      recordTraceDirectory: 42,
     }),
   );
   assert.equal(settings.latencyBudgetMs, DEFAULTS.latencyBudgetMs);
@@ -37,6 +39,7 @@ test("wrong-typed settings fall back to their defaults, valid ones are kept", ()
   assert.equal(settings.logLevel, "debug");
   assert.equal(settings.modelPath, "/models/mine");
   assert.equal(settings.enabled, true);
+  assert.equal(settings.recordTraceDirectory, "");
 });
 
 test("server options carry exactly the server's keys", () => {
@@ -49,6 +52,7 @@ test("server options carry exactly the server's keys", () => {
     modelPath: " /models/mine ",
     pythonPath: "/usr/bin/python3",
     enabled: false,
+    recordTraceDirectory: "/tmp/traces",
   };
   assert.deepEqual(toServerOptions(settings), {
     latencyBudgetMs: 400,
@@ -70,10 +74,20 @@ test("the server options do not share the settings' language list", () => {
   assert.deepEqual(settings.enabledLanguages, ["python"]);
 });
 
-test("only the interpreter and the checkout need a new server process", () => {
+test("only the interpreter, the checkout and trace recording need a new server process", () => {
   assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, latencyBudgetMs: 900, backend: "torch", modelPath: "/m" }), false);
   assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, pythonPath: "/opt/py/bin/python" }), true);
   assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, serverDirectory: "/src/quicksilver" }), true);
+  const recording = { ...DEFAULTS, recordTraceDirectory: "/tmp/traces" };
+  assert.equal(needsRestart(DEFAULTS, recording), true); // switched on
+  assert.equal(needsRestart(recording, DEFAULTS), true); // switched off
+  assert.equal(needsRestart(recording, { ...recording, recordTraceDirectory: "/tmp/other" }), true);
+  assert.equal(needsRestart(recording, { ...recording, recordTraceDirectory: " /tmp/traces " }), false);
+  assert.equal(needsRestart(DEFAULTS, { ...DEFAULTS, recordTraceDirectory: "   " }), false); // still off
+});
+
+test("the trace directory is a launch option, never sent to the server as a setting", () => {
+  assert.equal("recordTraceDirectory" in toServerOptions({ ...DEFAULTS, recordTraceDirectory: "/tmp/traces" }), false);
 });
 
 test("languages: '*' enables all, otherwise listed ids only", () => {
@@ -129,4 +143,19 @@ test("explicit settings win over what is found", () => {
 test("Windows virtual environments keep python.exe under Scripts", () => {
   assert.equal(venvPython("C:\\qs", "win32"), path.join("C:\\qs", ".venv", "Scripts", "python.exe"));
   assert.equal(resolveServerLaunch(DEFAULTS, [], "C:\\ext", files(), "win32").command, "python");
+});
+
+test("trace recording adds --record-trace DIR to the server's arguments, and only when set", () => {
+  assert.deepEqual(serverArgs(), ["-m", "lsp_server"]);
+  assert.deepEqual(serverArgs(""), ["-m", "lsp_server"]);
+  assert.deepEqual(serverArgs("  "), ["-m", "lsp_server"]);
+  assert.deepEqual(serverArgs(" /tmp/qs traces "), ["-m", "lsp_server", "--record-trace", "/tmp/qs traces"]);
+  const exists = files(marker(checkout), venvPython(checkout, "linux"));
+  const launch = resolveServerLaunch({ ...DEFAULTS, recordTraceDirectory: "/tmp/traces" }, [checkout], "/ext", exists, "linux");
+  assert.deepEqual(launch, {
+    command: venvPython(checkout, "linux"),
+    args: ["-m", "lsp_server", "--record-trace", "/tmp/traces"],
+    cwd: checkout,
+  });
+  assert.deepEqual(resolveServerLaunch(DEFAULTS, [checkout], "/ext", exists, "linux").args, ["-m", "lsp_server"]);
 });
