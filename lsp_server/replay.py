@@ -273,7 +273,8 @@ class Replayer:
         """The index of the change event whose document equals the shown suggestion inserted, if the user
         gets there within the look-ahead without opening or closing anything; None otherwise."""
         s = self.shown
-        if s is None or len(s.text) < 2 or not s.text.strip() or self.versions.get(s.uri) != s.version:
+        if s is None or s.uri not in self.docs or len(s.text) < 2 or not s.text.strip() \
+                or self.versions.get(s.uri) != s.version:
             return None  # nobody presses Tab to save nothing (the accept is a keystroke too)
         text = self.docs[s.uri].text
         target = text[:s.offset] + s.text + text[s.offset:]
