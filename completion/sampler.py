@@ -40,20 +40,25 @@ class SpecialIds:
     forbidden: tuple[int, ...]  # never predicted: MASK and the FIM markers
 
 
-def shifted_logits(state: ContextState, step_logits: np.ndarray) -> np.ndarray:
-    """Logits for each span position: token 0 from the context's last state,
-    token j from the denoiser's output at j - 1. step_logits: (S, V) -> (S, V)."""
-    return np.concatenate([state.first_logits[None, :], step_logits[:-1]], axis=0)
+def masked_logits(state: ContextState, step_logits: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Logits for the given span positions, shifted by one: token 0 from the context's last state,
+    token j from the denoiser's output at j - 1. step_logits: (S, V) -> (len(positions), V), a copy.
+    Only masked positions are scored: committed ones need nothing, and the vocabulary is most of a step."""
+    logits = step_logits[np.maximum(positions - 1, 0)]
+    if len(positions) and positions[0] == 0:
+        logits[0] = state.first_logits
+    return logits
 
 
 def confidences(logits: np.ndarray, forbidden: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy token and its probability per position."""
-    logits = logits.astype(np.float32, copy=True)
+    """Greedy token and its probability per row; `logits` (float32, owned by the caller) is overwritten."""
+    logits = np.asarray(logits, dtype=np.float32)
     logits[:, list(forbidden)] = -np.inf
     best = logits.argmax(axis=-1)
     top = logits[np.arange(len(best)), best]
-    probs = 1.0 / np.exp(logits - top[:, None]).sum(axis=-1)
-    return best, probs
+    logits -= top[:, None]
+    np.exp(logits, out=logits)
+    return best, 1.0 / logits.sum(axis=-1)
 
 
 def choose_commits(masked: np.ndarray, conf: np.ndarray, steps_left: int, threshold: float | None) -> np.ndarray:
@@ -115,9 +120,12 @@ def denoise_steps(backend: DenoiserBackend, state: ContextState, lengths: list[i
         taken += 1
         for k, r in enumerate(active):
             masked = span[r] == ids.mask
-            logits = shifted_logits(state, out[k])
-            logits[0, ids.eos] = -np.inf  # a suggestion has at least one token: empty helps nobody
-            best, conf = confidences(logits, ids.forbidden)
+            positions = np.flatnonzero(masked)
+            logits = masked_logits(state, out[k], positions)
+            if positions[0] == 0:
+                logits[0, ids.eos] = -np.inf  # a suggestion has at least one token: empty helps nobody
+            best, conf = np.zeros(S, dtype=np.int64), np.zeros(S, dtype=np.float32)
+            best[positions], conf[positions] = confidences(logits, ids.forbidden)
             for j in choose_commits(masked, conf, steps - taken + 1, threshold):
                 span[r, j] = best[j]
                 conf_kept[r, j] = conf[j]
