@@ -7,41 +7,9 @@
 --
 -- Writes one JSON object to QS_OUT; exits 0, or 1 after writing {"error": ...}. Asserts nothing about the
 -- suggestion's content (the bundled model is an early checkpoint): the Python test checks the report.
-local report = { steps = {} }
+local H = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/harness.lua")
+local report, lua, step, wait_for = H.report, H.lua, H.step, H.wait_for
 local child
-
-local function finish(code)
-  local file = assert(io.open(os.getenv("QS_OUT"), "w"))
-  file:write(vim.fn.json_encode(report))
-  file:close()
-  if child then
-    pcall(vim.rpcnotify, child, "nvim_command", "qall!")
-    vim.fn.jobwait({ child }, 10000)
-  end
-  vim.cmd((code == 0) and "qall!" or "cquit 1")
-end
-
-local function lua(code, ...)
-  local value = vim.rpcrequest(child, "nvim_exec_lua", code, { ... })
-  if value == vim.NIL then
-    return nil -- nil crosses RPC as vim.NIL, which is truthy
-  end
-  return value
-end
-
-local function step(name)
-  table.insert(report.steps, name)
-end
-
-local function wait_for(what, timeout_ms, check)
-  local value
-  local ok = vim.wait(timeout_ms, function()
-    value = check()
-    return value ~= nil and value ~= false
-  end, 50)
-  assert(ok, "timed out waiting for " .. what)
-  return value
-end
 
 local SUGGESTION = "return require('quicksilver').suggestion()"
 local function run()
@@ -49,6 +17,7 @@ local function run()
   local line = tonumber(os.getenv("QS_LINE"))
   child = vim.fn.jobstart({ vim.v.progpath, "--embed", "--headless", "-u", "NONE", "-i", "NONE", "-n",
     "--cmd", "set rtp^=" .. vim.fn.fnameescape(plugin) }, { rpc = true })
+  H.child = child
   assert(child > 0, "could not start a child Neovim")
   vim.rpcrequest(child, "nvim_command", "runtime plugin/quicksilver.lua")
   vim.rpcrequest(child, "nvim_command", "edit " .. vim.fn.fnameescape(os.getenv("QS_FILE")))
@@ -103,10 +72,4 @@ local function run()
   report.status = lua("return require('quicksilver').status()")
 end
 
-local ok, err = pcall(run)
-if not ok then
-  report.error = tostring(err)
-  finish(1)
-else
-  finish(0)
-end
+H.main(run)

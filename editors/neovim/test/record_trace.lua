@@ -23,41 +23,9 @@
 -- After the last key it waits until every request in the trace has its answer, leaves insert mode and stops the
 -- server (which closes the trace). Writes one JSON object to QS_OUT: the final buffer lines, the trace files, the
 -- Neovim version, the keys sent and timing; exits 0, or 1 after writing {"error": ...}.
-local report = { steps = {} }
+local H = dofile(vim.fn.fnamemodify(debug.getinfo(1, "S").source:sub(2), ":h") .. "/harness.lua")
+local report, lua, step, wait_for = H.report, H.lua, H.step, H.wait_for
 local child
-
-local function finish(code)
-  local file = assert(io.open(os.getenv("QS_OUT"), "w"))
-  file:write(vim.fn.json_encode(report))
-  file:close()
-  if child then
-    pcall(vim.rpcnotify, child, "nvim_command", "qall!")
-    vim.fn.jobwait({ child }, 10000)
-  end
-  vim.cmd((code == 0) and "qall!" or "cquit 1")
-end
-
-local function lua(code, ...)
-  local value = vim.rpcrequest(child, "nvim_exec_lua", code, { ... })
-  if value == vim.NIL then
-    return nil -- nil crosses RPC as vim.NIL, which is truthy
-  end
-  return value
-end
-
-local function step(name)
-  table.insert(report.steps, name)
-end
-
-local function wait_for(what, timeout_ms, check)
-  local value
-  local ok = vim.wait(timeout_ms, function()
-    value = check()
-    return value ~= nil and value ~= false
-  end, 50)
-  assert(ok, "timed out waiting for " .. what)
-  return value
-end
 
 local function now_ms()
   return (vim.loop.hrtime() / 1e6)
@@ -84,6 +52,7 @@ local function run()
   local dir = input.record_trace
   child = vim.fn.jobstart({ vim.v.progpath, "--embed", "--headless", "-u", "NONE", "-i", "NONE", "-n",
     "--cmd", "set rtp^=" .. vim.fn.fnameescape(input.plugin) }, { rpc = true })
+  H.child = child
   assert(child > 0, "could not start a child Neovim")
   report.nvim_version = lua("local v = vim.version(); return ('%d.%d.%d'):format(v.major, v.minor, v.patch)")
   vim.rpcrequest(child, "nvim_command", "runtime plugin/quicksilver.lua")
@@ -150,10 +119,4 @@ local function run()
   step("stopped")
 end
 
-local ok, err = pcall(run)
-if not ok then
-  report.error = tostring(err)
-  finish(1)
-else
-  finish(0)
-end
+H.main(run)
