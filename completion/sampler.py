@@ -44,6 +44,8 @@ def masked_logits(state: ContextState, step_logits: np.ndarray, positions: np.nd
     """Logits for the given span positions, shifted by one: token 0 from the context's last state,
     token j from the denoiser's output at j - 1. step_logits: (S, V) -> (len(positions), V), a copy.
     Only masked positions are scored: committed ones need nothing, and the vocabulary is most of a step."""
+    if state.aligned:  # the backend already aligned them (runtime/hf)
+        return step_logits[positions]
     logits = step_logits[np.maximum(positions - 1, 0)]
     if len(positions) and positions[0] == 0:
         logits[0] = state.first_logits

@@ -1,8 +1,10 @@
 """Export commands:
 
     python -m export onnx --weights W.safetensors --out DIR [--check] [--int8]
+    python -m export onnx --hf CHECKPOINT_DIR --out DIR [--check] [--int8] [--fp16]
     python -m export quantize --model DIR
     python -m export tensorrt --model DIR [--route engine|ort|both] [--out DIR] [--no-fp16]
+    (for an --hf export: --route ort)
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m export", description="Export a Quicksilver checkpoint.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("onnx", help="export encoder.onnx, denoiser.onnx, decoder_step.onnx (shared weights.onnx.data)")
-    p.add_argument("--weights", type=Path, required=True, help="checkpoint .safetensors")
+    p.add_argument("--weights", type=Path, default=None, help="checkpoint .safetensors (Quicksilver's own model)")
+    p.add_argument("--hf", type=Path, default=None, metavar="DIR",
+                   help="a public diffusion coder's checkpoint directory (Dream, DiffuCoder, Open-dCoder, LLaDA)")
+    p.add_argument("--fp16", action="store_true", help="with --hf: also write fp16 graphs (for GPUs)")
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
     p.add_argument("--tokenizer", type=Path, default=None, help="tokenizer.json to copy into the model directory")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: the exporter's)")
@@ -60,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _onnx(args: argparse.Namespace) -> int:
+    if (args.weights is None) == (args.hf is None):
+        raise ValueError("give exactly one of --weights (Quicksilver's checkpoint) and --hf (a checkpoint directory)")
+    if args.hf is not None:
+        return _onnx_hf(args)
     from export.onnx import check_parity, export_onnx, log
 
     out = export_onnx(args.weights, args.out, tokenizer=args.tokenizer, opset=args.opset)
@@ -79,7 +88,29 @@ def _onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def _onnx_hf(args: argparse.Namespace) -> int:
+    from export.hf import check_hf_parity, export_hf
+
+    out = export_hf(args.hf, args.out, fp16=args.fp16, int8=args.int8, opset=args.opset)
+    result: dict = {}
+    if args.check:
+        for precision in ("fp32", *(("fp16",) if args.fp16 else ()), *(("int8",) if args.int8 else ())):
+            result[precision] = check_hf_parity(args.hf, out, precision)
+        print(json.dumps(result))
+    return 0
+
+
 def _tensorrt(args: argparse.Namespace) -> int:
+    from runtime.hf.config import is_hf_dir
+
+    if is_hf_dir(args.model):  # the public diffusion coders: ONNX Runtime's TensorRT provider route
+        if args.route != "ort":
+            raise ValueError(f"{args.model} holds a Hugging Face model's graphs: use --route ort (ONNX Runtime's "
+                             "TensorRT provider serves them; serialized engines are for Quicksilver's own graphs)")
+        from export.hf import build_hf_ort_trt_cache
+
+        print(json.dumps({"ort": build_hf_ort_trt_cache(args.model, args.out, fp16=not args.no_fp16)}))
+        return 0
     from export.tensorrt import build_engines, build_ort_cache
 
     result: dict = {}

@@ -56,6 +56,9 @@ class ContextState:
     kv: Any  # (n_layer, 2, 1, n_head, T, head_dim) in the backend's own array type
     first_logits: np.ndarray  # (vocab,) float32: logits of span token 0
     length: int  # context tokens T
+    # True when denoise_span's row j already predicts span token j (runtime/hf: in-place layouts that
+    # shift inside the backend); the sampler then takes the logits as they are, without first_logits.
+    aligned: bool = False
 
 
 class DenoiserBackend(Protocol):

@@ -175,6 +175,12 @@ def load_model(model_dir: Path | str | None = None, backend: str = "auto", threa
     model_dir = Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
     if not model_dir.is_dir():
         raise ModelFileError(f"model directory not found: {model_dir}")
+    from runtime.hf.config import is_hf_dir  # no torch import: config parsing only
+
+    if is_hf_dir(model_dir):  # a public diffusion coder's checkpoint (Dream, DiffuCoder, Open-dCoder, LLaDA)
+        from runtime.hf.backend import load_hf
+
+        return load_hf(model_dir, backend, threads, precision)
     tokenizer = _load_tokenizer(model_dir / "tokenizer.json")
 
     net: DenoiserBackend | None = None
