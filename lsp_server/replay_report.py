@@ -102,7 +102,7 @@ def run_replay(paths: list[Path], options: ReplayOptions, server_args: list[str]
     log_path = server_log or Path(tempfile.mkstemp(prefix="quicksilver-replay-", suffix=".log")[1])
     argv = [sys.executable, "-m", "lsp_server", "--log-file", str(log_path), "--log-level", "info", *server_args]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    t0 = time.perf_counter()
+    t0, load_start = time.perf_counter(), os.getloadavg()
     client = StdioClient(argv, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
     per_trace: dict[str, Tally] = {}
     crashed, replayer = None, None
@@ -138,6 +138,7 @@ def run_replay(paths: list[Path], options: ReplayOptions, server_args: list[str]
         "server_crashed": crashed,
         "server_log_errors": problems[:20],
         "seconds": round(time.perf_counter() - t0, 1),
+        "loadavg_start_end": [round(load_start[0], 2), round(os.getloadavg()[0], 2)],  # other work on the machine
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "notes": "latency: client-side, request sent to response parsed, answered requests only. shown: non-empty "
                  "answers for the document as it still is. chars_saved: accepted characters less one (Tab) per "
