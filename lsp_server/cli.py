@@ -196,7 +196,11 @@ def run_complete(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(result.text)
-    note = "" if result.text else ", no suggestion" + (" (it made the parse worse)" if result.parse_ok is False else "")
+    note = ""
+    if not result.text:  # say what the model proposed, so an empty answer is not a mystery
+        rejected = result.parse_ok is False and result.candidate_text
+        note = f", no suggestion: the model's {result.candidate_text!r} made the parse worse" if rejected \
+            else ", no suggestion"
     print(f"latency: {(time.perf_counter() - t0) * 1000:.1f} ms ({result.steps} steps, {engine.backend_name}{note})",
           file=sys.stderr)
     return 0
