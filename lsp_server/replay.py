@@ -132,7 +132,8 @@ def typed_chars(events: list[dict[str, Any]]) -> int:
                for c in ev["changes"])
 
 
-def _items(method: str, result: Any) -> list[dict[str, Any]]:
+def _items(result: Any) -> list[dict[str, Any]]:
+    """The items of an InlineCompletionList, a CompletionList or a bare list."""
     if isinstance(result, dict):
         result = result.get("items", [])
     return [item for item in result or [] if isinstance(item, dict)]
@@ -192,7 +193,7 @@ class Replayer:
             return
         t.answered += 1
         t.latencies_ms.append((received - p.sent) * 1000)
-        items = _items(p.method, message.get("result"))
+        items = _items(message.get("result"))
         if not items:
             t.empty += 1
             return
