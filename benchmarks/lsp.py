@@ -49,13 +49,8 @@ class StdioServer:
     def call(self, method: str, params, timeout: float = 300) -> tuple[float, dict]:
         """(milliseconds from sending to the parsed response, the response)."""
         t0 = time.perf_counter()
-        msg_id = self.client.request(method, params)
-        deadline = t0 + timeout
-        while (got := self.client.next_response(max(0.0, deadline - time.perf_counter()))) is not None:
-            received, reply = got
-            if reply.get("id") == msg_id:
-                return (received - t0) * 1000, reply
-        raise TimeoutError(f"no answer to {method} within {timeout:g} s")
+        received, reply = self.client.wait_response(self.client.request(method, params), timeout)
+        return (received - t0) * 1000, reply
 
     def close(self) -> None:
         self.client.close()

@@ -27,9 +27,10 @@ from typing import Any
 
 from lsprotocol import types
 
+from completion.api import InvalidPosition
 from lsp_server.stdio_client import REQUEST_CANCELLED, StdioClient
-from lsp_server.store import Document, _line_units
-from lsp_server.trace import Trace
+from lsp_server.store import Document
+from lsp_server.trace import Trace, answer_items, item_text
 
 
 @dataclass
@@ -132,20 +133,6 @@ def typed_chars(events: list[dict[str, Any]]) -> int:
                for c in ev["changes"])
 
 
-def _items(result: Any) -> list[dict[str, Any]]:
-    """The items of an InlineCompletionList, a CompletionList or a bare list."""
-    if isinstance(result, dict):
-        result = result.get("items", [])
-    return [item for item in result or [] if isinstance(item, dict)]
-
-
-def _item_text_range(item: dict[str, Any]) -> tuple[str | None, dict | None]:
-    if "textEdit" in item:
-        return item["textEdit"].get("newText"), item["textEdit"].get("range")
-    text = item.get("insertText")
-    return (text.get("value") if isinstance(text, dict) else text), item.get("range")
-
-
 class Replayer:
     """Replays traces into one running server and counts what happened."""
 
@@ -193,32 +180,38 @@ class Replayer:
             return
         t.answered += 1
         t.latencies_ms.append((received - p.sent) * 1000)
-        items = _items(message.get("result"))
+        items = answer_items(message.get("result"))
         if not items:
             t.empty += 1
             return
-        text, rng = _item_text_range(items[0])
-        args = (items[0].get("command") or {}).get("arguments") or []
+        item = items[0]
+        text, rng = item_text(item), (item.get("textEdit") or {}).get("range") if "textEdit" in item \
+            else item.get("range")
+        args = (item.get("command") or {}).get("arguments") or []
         version = args[1].get("version") if len(args) > 1 and isinstance(args[1], dict) else None
         if version != p.version:
             t.outdated += 1
-        if not self._applies(p, text, rng):
+        doc, cursor = Document(uri=p.uri, text=p.text), types.Position(p.line, p.character)
+        if not self._applies(doc, cursor, text, rng):
             t.invalid += 1
             return
         if p.cancelled or self.versions.get(p.uri) != p.version:
             t.late += 1
             return
         t.shown += 1
-        offset = Document(uri=p.uri, text=p.text).offset_at(types.Position(p.line, p.character), self.encoding)
+        offset = doc.offset_at(cursor, self.encoding)
         self.shown = Shown(p.uri, p.version, text, p.line, p.character, offset, args[0] if args else None)
 
-    def _applies(self, p: Pending, text: Any, rng: dict | None) -> bool:
-        """A string, inserted at the cursor, which is a position inside the document it was asked for."""
-        cursor = {"line": p.line, "character": p.character}
-        if not isinstance(text, str) or rng is None or rng.get("start") != cursor or rng.get("end") != cursor:
+    def _applies(self, doc: Document, cursor: types.Position, text: str | None, rng: dict | None) -> bool:
+        """A string, inserted at the cursor, which is a position inside the document it was asked for
+        (with the server's own line rules: a position the LSP rules would clamp does not count)."""
+        at = {"line": cursor.line, "character": cursor.character}
+        if text is None or rng is None or rng.get("start") != at or rng.get("end") != at:
             return False
-        lines = p.text.split("\n")
-        return p.line < len(lines) and p.character <= _line_units(lines[p.line].rstrip("\r"), self.encoding)
+        try:
+            return doc.clamped(cursor, self.encoding) == cursor
+        except InvalidPosition:  # a line past the end
+            return False
 
     # -- sending -----------------------------------------------------------------------------------------------
     def cancel_pending(self, uri: str) -> None:
@@ -333,8 +326,8 @@ class Replayer:
             i += 1
         for msg_id in list(self.pending):
             self.wait_for(msg_id)
-        for uri in [u for u in self.docs if u.endswith(uri_suffix) and u in {rename(e["uri"]) for e in events
-                                                                              if e["type"] == "open"}]:
+        opened = {rename(e["uri"]) for e in events if e["type"] == "open"}
+        for uri in [u for u in self.docs if u in opened]:  # what the trace left open
             self.client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
             self.docs.pop(uri)
         result = self.tally

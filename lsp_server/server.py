@@ -144,12 +144,13 @@ class QuicksilverServer(LanguageServer):
             answer.completion = Completion(text=match_line_endings(rest, request.text), from_cache=True)
             return answer, "empty cached suggestion"
         delay_s = self.debouncer.delay_ms(config.debounce_ms) / 1000 if ask.automatic else 0.0
-        identity = (doc.revision, offset, settings_key(config.settings))
+        revision = doc.revision
+        identity = (revision, offset, settings_key(config.settings))
         result = await self.runner.run(ask.uri, identity, request, config.settings, delay_s=delay_s,
                                        on_draft=on_draft)
         if result is None:
             return answer, "superseded by a newer request"
-        if self.documents.get(ask.uri) is not doc or doc.revision != identity[0]:
+        if self.documents.get(ask.uri) is not doc or doc.revision != revision:
             return answer, "the document changed meanwhile"  # a suggestion for text the user no longer sees
         if not result.from_cache:
             self.debouncer.observe_latency(result.latency_ms)

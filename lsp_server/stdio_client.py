@@ -91,15 +91,18 @@ class StdioClient:
             raise ServerGone(f"the server ended (exit code {self.proc.wait()})")
         return received, message
 
-    def call(self, method: str, params: Any = None, timeout: float = 120.0) -> dict[str, Any]:
-        """Request and wait for its response (others arriving meanwhile are dropped: use only when idle)."""
-        msg_id = self.request(method, params)
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
+    def wait_response(self, msg_id: int, timeout: float) -> tuple[float, dict[str, Any]]:
+        """(arrival time, response) of one request; others arriving meanwhile are dropped (use only when idle)."""
+        deadline = time.perf_counter() + timeout
+        while (left := deadline - time.perf_counter()) > 0:
             got = self.next_response(left)
             if got is not None and got[1].get("id") == msg_id:
-                return got[1]
-        raise ServerGone(f"no answer to {method} within {timeout:g} s")
+                return got
+        raise ServerGone(f"no answer to request {msg_id} within {timeout:g} s")
+
+    def call(self, method: str, params: Any = None, timeout: float = 120.0) -> dict[str, Any]:
+        """Request and wait for its response."""
+        return self.wait_response(self.request(method, params), timeout)[1]
 
     def rss_mb(self) -> float | None:
         """The server's resident memory (Linux /proc), None elsewhere."""

@@ -147,22 +147,31 @@ class TraceWriter:
             self._file.close()
 
 
-def _answer_texts(method: str, result: Any) -> list[str]:
-    """The suggested texts of an inline-completion or completion result."""
+def answer_items(result: Any) -> list[dict[str, Any]]:
+    """The items of an InlineCompletionList, a CompletionList or a bare list of items."""
     if isinstance(result, dict):
         result = result.get("items", [])
-    texts = []
-    for item in result if isinstance(result, list) else []:
-        if not isinstance(item, dict):
-            continue
+    return [item for item in result if isinstance(item, dict)] if isinstance(result, list) else []
+
+
+def item_text(item: dict[str, Any], label_fallback: bool = False) -> str | None:
+    """The text an item inserts: its textEdit's, else its insertText (a StringValue's value), else (for
+    completion items, where the label is what gets inserted) its label."""
+    if "textEdit" in item:
+        text = (item["textEdit"] or {}).get("newText")
+    else:
         text = item.get("insertText")
-        if method == "textDocument/completion":
-            text = (item.get("textEdit") or {}).get("newText", text if text is not None else item.get("label"))
-        if isinstance(text, dict):  # a StringValue snippet
-            text = text.get("value")
-        if isinstance(text, str):
-            texts.append(text)
-    return texts
+        if text is None and label_fallback:
+            text = item.get("label")
+    if isinstance(text, dict):  # a StringValue snippet
+        text = text.get("value")
+    return text if isinstance(text, str) else None
+
+
+def _answer_texts(method: str, result: Any) -> list[str]:
+    """The suggested texts of an inline-completion or completion result."""
+    texts = [item_text(item, label_fallback=method == "textDocument/completion") for item in answer_items(result)]
+    return [text for text in texts if text is not None]
 
 
 class TraceRecorder:
