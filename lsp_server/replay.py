@@ -314,7 +314,8 @@ class Replayer:
                 self.pump(until=t_start + (ev["t"] - shift) / opts.speed / 1000)
             else:
                 self.pump()
-            if opts.accept and ev["type"] == "change" and (j := self.acceptable_until(events, states, i, rename)):
+            j = self.acceptable_until(events, states, i, rename) if opts.accept and ev["type"] == "change" else None
+            if j is not None:
                 self.accept()  # instead of typing events i..j
                 if j + 1 < len(events):
                     shift += max(0.0, events[j + 1]["t"] - (ev["t"] + opts.accept_cost_ms))
