@@ -44,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--contexts", default="128,512,2048", help="context lengths (tokens)")
     p.add_argument("--spans", default="8,16,32,64", help="span lengths (tokens)")
     p.add_argument("--requests", type=int, default=40, help="completion requests through the engine")
-    p.add_argument("--reps", type=int, default=7, help="repetitions per timing (fewer at long contexts)")
+    p.add_argument("--reps", type=int, default=15, help="repetitions per timing (fewer at long contexts)")
     p.add_argument("--skip-torch", action="store_true", help="no PyTorch eager comparison")
     p.add_argument("--skip-int8", action="store_true", help="no int8 comparison")
     p.add_argument("--int8-quality", type=Path, nargs=2, metavar=("FP32_JSON", "INT8_JSON"),
@@ -102,7 +102,7 @@ def diffusion_vs_ar(engine, backend, decoder, contexts, costs_table, spans, args
             t = m.interleaved({
                 "diffusion": lambda S=S, K=K, st=state: denoise_rows(backend, st, [S], K, engine.ids, threshold),
                 "ar": lambda S=S, st=state: decoder.generate(st, S, forbidden=engine.ids.forbidden)},
-                max(2, _reps(args, T) // 2))
+                _reps(args, T) if T <= HEADLINE_CONTEXT else max(2, _reps(args, T) // 2))
             d, a = t["diffusion"]["p50"], t["ar"]["p50"]
             out[f"{T}/{S}"] = {
                 "context": T, "span": S, "steps_planned": K, "steps_taken": taken, "diffusion_ms": t["diffusion"],
@@ -134,8 +134,10 @@ def engine_latency(engine, requests: list, label: str) -> dict:
             "n": len(requests), "budget_ms": engine.settings.latency_budget_ms, "max_lines": engine.settings.max_lines}
 
 
-def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: int = 32) -> dict:
-    """Same shapes in PyTorch eager (inference mode), at 1 and 2 threads; the faster is compared."""
+def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: int = 32, reps: int = 15) -> dict:
+    """Same shapes in PyTorch eager (inference mode) at 1 and 2 threads, the faster compared.
+    Every call of both runtimes goes round-robin in one loop, so a noisy neighbour or a
+    frequency change lands on both alike instead of on whichever ran second."""
     import torch
 
     from runtime.torch_backend import TorchBackend
@@ -146,25 +148,30 @@ def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: 
     span = np.zeros((1, S), np.int64)
     tok = torch.tensor([[17]])
 
-    def torch_ar():
-        with torch.inference_mode():
-            tb.model.decode_step(tok, st.kv)
+    def on_torch(threads: int, fn):
+        def run():
+            torch.set_num_threads(threads)
+            with torch.inference_mode():
+                return fn()
+        return run
 
-    out: dict = {"context": T, "span": S, "steps": K, "torch": {}}
-    ort_t = m.interleaved({"encode": lambda: backend.encode_context(ids),
-                           "step": lambda: backend.denoise_span(span, so),
-                           "ar_step": lambda: decoder.step(17, so.kv)}, 5)
-    out["onnxruntime"] = ort_t
+    fns = {"onnxruntime/encode": lambda: backend.encode_context(ids),
+           "onnxruntime/step": lambda: backend.denoise_span(span, so),
+           "onnxruntime/ar_step": lambda: decoder.step(17, so.kv)}
     for threads in (1, 2):
-        torch.set_num_threads(threads)
-        progress(f"PyTorch eager, {threads} thread(s), context {T}")
-        out["torch"][threads] = m.interleaved({"encode": lambda: tb.encode_context(ids),
-                                               "step": lambda: tb.denoise_span(span, st), "ar_step": torch_ar}, 5)
-    best = min(out["torch"], key=lambda n: out["torch"][n]["encode"]["p50"] + K * out["torch"][n]["step"]["p50"])
+        fns[f"{threads}/encode"] = on_torch(threads, lambda: tb.encode_context(ids))
+        fns[f"{threads}/step"] = on_torch(threads, lambda: tb.denoise_span(span, st))
+        fns[f"{threads}/ar_step"] = on_torch(threads, lambda: tb.model.decode_step(tok, st.kv))
+    progress(f"ONNX Runtime and PyTorch eager (1 and 2 threads) round-robin, context {T}, {reps} reps")
+    t = m.interleaved(fns, reps)
+    ort_t = {op: t[f"onnxruntime/{op}"] for op in ("encode", "step", "ar_step")}
+    out: dict = {"context": T, "span": S, "steps": K, "reps": reps, "onnxruntime": ort_t,
+                 "torch": {n: {op: t[f"{n}/{op}"] for op in ("encode", "step", "ar_step")} for n in (1, 2)}}
 
-    def completion_ms(t):
-        return t["encode"]["p50"] + K * t["step"]["p50"]
+    def completion_ms(r):
+        return r["encode"]["p50"] + K * r["step"]["p50"]
 
+    best = min(out["torch"], key=lambda n: completion_ms(out["torch"][n]))
     out["torch_threads_compared"] = best
     out["speedup"] = {op: round(out["torch"][best][op]["p50"] / ort_t[op]["p50"], 3) for op in ort_t}
     out["speedup"]["completion"] = round(completion_ms(out["torch"][best]) / completion_ms(ort_t), 3)
@@ -239,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
 
     K = engine.plan_steps(32, Tk, costs[Tk]["encode_ms"]["p50"])[0]
     if not args.skip_torch:
-        results["ort_vs_torch"] = ort_vs_torch(args.model, backend, decoder, contexts[Tk], K)
+        results["ort_vs_torch"] = ort_vs_torch(args.model, backend, decoder, contexts[Tk], K, reps=args.reps)
     if not args.skip_int8 and (args.model / "encoder.int8.onnx").is_file():
         int8, b8 = int8_vs_fp32(args.model, backend, decoder, contexts[Tk], args.threads)
         costs8 = StepCostModel()
@@ -263,8 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     results["machine"] = {
         "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
         "load_average_start": [round(x, 2) for x in load_start], "load_average_end": [round(x, 2) for x in load_end],
-        "note": "shared machine: a training job (python -m training.train) was using the cores during this run; "
-                "timings are medians of interleaved repetitions, comparisons were measured side by side"}
+        "note": ("other work was using the cores during this run (load average above 1 at its start); "
+                 if load_start[0] > 1.0 else "") + "timings are medians of interleaved repetitions; "
+                "comparisons were measured side by side, round-robin"}
     results["notes"] = (
         "diffusion_vs_ar_speedup_span32: wall-clock decode of 32 tokens after the same context encode, at the "
         "context where the engine's windows land (diffusion_vs_ar_context), the sampler at the steps the engine "

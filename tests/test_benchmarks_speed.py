@@ -1,0 +1,28 @@
+"""`python -m benchmarks.speed` end to end on the bundled model at small sizes: the
+results file has the keys the issue and the model card read, with plausible values
+(speeds are measured, never asserted as limits)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import speed
+
+
+def test_speed_benchmark_writes_results_and_plot(tmp_path):
+    pytest.importorskip("torch")
+    out = tmp_path / "speed.json"
+    assert speed.main(["--contexts", "64,128", "--spans", "8,32", "--requests", "3", "--reps", "3",
+                       "--skip-int8", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())
+    for key in ("diffusion_vs_ar_speedup_span32", "ort_vs_torch_speedup", "single_line_latency_p50_ms"):
+        assert r[key] > 0, key
+    ovt = r["ort_vs_torch"]
+    assert set(ovt["torch"]) == {"1", "2"} and ovt["torch_threads_compared"] in (1, 2)
+    assert ovt["onnxruntime"]["encode"]["n"] == ovt["reps"] == 3
+    assert set(r["diffusion_vs_ar"]) == {"64/8", "64/32", "128/8", "128/32"}
+    head = r["diffusion_vs_ar"]["64/32"]  # no 512 context here: the first is the headline
+    assert r["diffusion_vs_ar_context"] == 64 and head["steps_taken"] <= head["steps_planned"]
+    assert out.with_suffix(".png").stat().st_size > 10_000
