@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import sysconfig
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs PyTorch (pip install -e '.[train]')")
 
-from runtime.model import Denoiser, ModelConfig, load_checkpoint  # noqa: E402
+from runtime.model import Denoiser, ModelConfig, load_checkpoint, save_checkpoint  # noqa: E402
 from runtime.tokenizer import Tokenizer  # noqa: E402
 from training import data  # noqa: E402
 from training.corpus import CorpusConfig, build_corpus, looks_generated  # noqa: E402
@@ -109,6 +110,34 @@ def test_two_stages_train_resume_and_save(tiny, tmp_path):
                 "--max-steps", "5", *common])
     _, meta2 = load_checkpoint(again / "last.safetensors")
     assert meta2["step"] == 5 and meta2["tokens"] > meta["tokens"] and meta2["init"]["stage"] == "ar"
+    # a stage-2 run that resumes keeps where it came from (the curve adds stage 1's hours)
+    train_main(["--stage", "diffusion", "--out", str(diff), "--max-steps", "4", *common])
+    _, meta3 = load_checkpoint(diff / "last.safetensors")
+    assert meta3["step"] == 4 and meta3["init"]["stage"] == "ar"
+
+
+def test_changed_validation_split_starts_best_over(tiny, tmp_path):
+    """A corpus rebuilt with more packages has another validation split: the checkpoint's best
+    loss (measured on the old one) must not stop the run from ever saving a best again."""
+    root, _, _ = tiny
+    common = ["--tokenizer", str(root / "tok.json"), "--batch", "2", "--seq-len", "160", "--n-layer", "2",
+              "--d-model", "32", "--n-head", "2", "--threads", "1", "--eval-every", "2", "--save-every", "2"]
+    ar = tmp_path / "ar"
+    train_main(["--stage", "ar", "--corpus", str(root / "corpus"), "--out", str(ar), "--max-steps", "2", *common])
+    _, meta = load_checkpoint(ar / "best.safetensors")
+    corpus2 = tmp_path / "corpus2"
+    shutil.copytree(root / "corpus", corpus2)
+    val = (corpus2 / "val.jsonl").read_text().splitlines()
+    (corpus2 / "val.jsonl").write_text("\n".join(val + val[:1]) + "\n")  # one more validation document
+    best = ar / "best.safetensors"
+    # pretend the old split was an easy one: no later loss on the new split would beat it
+    model, _ = load_checkpoint(best)
+    save_checkpoint(model, tmp_path / "init.safetensors", {**meta, "best_val": 0.0})
+    again = tmp_path / "again"
+    train_main(["--stage", "ar", "--corpus", str(corpus2), "--init", str(tmp_path / "init.safetensors"),
+                "--out", str(again), "--max-steps", "4", *common])
+    _, meta2 = load_checkpoint(again / "best.safetensors")
+    assert meta2["val_set"] != meta["val_set"] and meta2["best_val"] > 0.0
 
 
 def test_cached_context_equals_full_forward():

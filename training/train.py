@@ -87,6 +87,11 @@ def compute_loss(model, docs, tok, rng, cfg: TrainConfig) -> tuple[torch.Tensor,
 
 
 @torch.no_grad()
+def val_set_id(val_docs: list[str]) -> str:
+    """Which validation split the losses are measured on: documents and characters."""
+    return f"{len(val_docs)} docs, {sum(map(len, val_docs))} chars"
+
+
 def evaluate(model, val_docs, tok, cfg: TrainConfig) -> float:
     """Validation loss on a fixed, seeded set of batches (comparable across runs)."""
     model.eval()
@@ -134,14 +139,16 @@ def train(args) -> None:
     docs = [d["text"] for d in load_documents(Path(args.corpus) / "train.jsonl")]
     val_docs = [d["text"] for d in load_documents(Path(args.corpus) / "val.jsonl")]
     state = {"step": 0, "tokens": 0, "train_seconds": 0.0, "best_val": float("inf"), "stage": cfg.stage}
+    val_set = val_set_id(val_docs)
     if (out / "last.safetensors").exists():
         model, meta = load_checkpoint(out / "last.safetensors")
-        state.update({k: meta[k] for k in state if k in meta})
+        state.update({k: meta[k] for k in (*state, "val_set", "init") if k in meta})
         print(f"resuming {out} at step {state['step']}", file=sys.stderr)
     elif args.init:
         model, meta = load_checkpoint(Path(args.init))
         if meta.get("stage") == cfg.stage:  # the same stage goes on (e.g. from the bundle): keep its counters
-            state.update({k: meta[k] for k in ("step", "tokens", "train_seconds", "best_val", "init") if k in meta})
+            state.update({k: meta[k] for k in ("step", "tokens", "train_seconds", "best_val", "init", "val_set")
+                          if k in meta})
         else:
             state["init"] = {"path": str(args.init), "tokens": meta.get("tokens", 0),
                              "train_seconds": meta.get("train_seconds", 0.0), "stage": meta.get("stage")}
@@ -149,6 +156,13 @@ def train(args) -> None:
     else:
         model = Denoiser(ModelConfig(vocab_size=tok.vocab_size, n_layer=args.n_layer,
                                      d_model=args.d_model, n_head=args.n_head))
+    if state.get("val_set") != val_set and state["best_val"] < float("inf"):
+        # A rebuilt corpus (more packages installed) has another validation split: the checkpoint's
+        # best loss was measured on the old one, and a run that kept it might never save a best again.
+        print(f"validation split is not the checkpoint's ({val_set}): best validation loss starts over",
+              file=sys.stderr)
+        state["best_val"] = float("inf")
+    state["val_set"] = val_set
     model.train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
