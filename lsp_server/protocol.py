@@ -5,12 +5,18 @@ Stock pygls leaves some clients waiting forever: a request whose params fail val
 body that is not JSON only shows up in the server's log. Here they get InvalidParams,
 InvalidRequest and ParseError (id null, as JSON-RPC asks). Document sync is ours
 (lsp_server/store.py), so pygls's own document store is bypassed.
+
+pygls 2.1 files the future of every generator handler (its built-in document-sync
+notifications among them) under a fresh UUID in `_request_futures` and removes it only
+when it sends a response, which a notification never gets: ~1 KB per keystroke,
+for ever (found by a 20,000-keystroke soak). Finished handlers are forgotten here.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from types import SimpleNamespace
 from typing import Any
 
@@ -102,6 +108,16 @@ class QuicksilverProtocol(LanguageServerProtocol):
         if method == types.INITIALIZE:
             self.initialized = True
         super().handle_message(message)
+
+    def _execute_handler(self, msg_id: Any, handler: Any, *args: Any, **kwargs: Any) -> None:
+        super()._execute_handler(msg_id, handler, *args, **kwargs)
+        if (future := self._request_futures.get(msg_id)) is not None:
+            future.add_done_callback(partial(self._forget_future, msg_id))
+
+    def _forget_future(self, msg_id: Any, future: Any) -> None:
+        """Drop a finished handler's future (a request's is also dropped when its response is sent)."""
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
 
     # Our document store does the syncing; these replace pygls's built-ins, which keep their own copy.
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
