@@ -59,3 +59,4 @@ class Completion:
     candidate_text: str = ""  # the chosen candidate before the parse check (== text unless rejected)
     parse_ok: bool | None = None  # whether the candidate kept the parse; None when not checked
     candidates: int = 1  # span lengths denoised together
+    reused_tokens: int = 0  # context tokens whose keys/values came from the previous request's cache

@@ -6,7 +6,8 @@ worker thread and passes `is_cancelled`, which is checked between denoising step
 
 Per request: typed-ahead cache -> syntax tree (incremental per document) -> prefix
 and suffix windows cut at statement boundaries -> hole kind and candidate span
-lengths -> one context encode -> denoising steps chosen from the latency budget,
+lengths -> one context encode (continuing the last request's cache where the
+tokens agree) -> denoising steps chosen from the latency budget,
 two span lengths in one batch when the budget allows -> each candidate
 post-processed, checked against the parse, the better kept -> cached.
 """
@@ -23,6 +24,7 @@ from completion import languages
 from completion.api import Completion, CompletionRequest, CompletionSettings
 from completion.cache import CompletionCache
 from completion.context import Context, build_context, cursor_offset
+from completion.context_reuse import ContextReuse
 from completion.hole import HolePlan, classify, plan_hole
 from completion.mask import context_ids
 from completion.postprocess import cut_at_eos, postprocess
@@ -39,12 +41,13 @@ PAIR_MIN_STEPS = 2  # two span lengths share a batch only when the budget buys a
 class CompletionEngine:
     def __init__(self, model: LoadedModel, settings: CompletionSettings | None = None,
                  costs: StepCostModel | None = None, syntax: SyntaxCache | None = None,
-                 cache: CompletionCache | None = None):
+                 cache: CompletionCache | None = None, contexts: ContextReuse | None = None):
         self.model = model
         self.settings = settings if settings is not None else CompletionSettings()
         self.costs = costs if costs is not None else StepCostModel()
         self.syntax = syntax if syntax is not None else SyntaxCache()
         self.cache = cache if cache is not None else CompletionCache()
+        self.contexts = contexts if contexts is not None else ContextReuse()
         tok = model.tokenizer
         self.ids = SpecialIds(mask=tok.mask_id, eos=tok.eos_id,
                               forbidden=(tok.mask_id, tok.prefix_id, tok.suffix_id, tok.middle_id))
@@ -109,8 +112,9 @@ class CompletionEngine:
         plan = plan_hole(classify(ctx, view), s)
         ids = context_ids(tok, ctx.prefix_ids, ctx.suffix_ids)
         t_enc = time.perf_counter()
-        state = self.model.backend.encode_context(ids)
-        self.costs.observe_encode(ids.shape[1], (time.perf_counter() - t_enc) * 1000)
+        state, reused = self.contexts.encode(self.model.backend, ids)
+        if not reused:  # the cost model predicts full encodes
+            self.costs.observe_encode(ids.shape[1], (time.perf_counter() - t_enc) * 1000)
         lengths, steps, threshold = self.plan_candidates(plan, ids.shape[1], (time.perf_counter() - t0) * 1000)
         keeps_parse = self.parse_check(view, offset) if s.reject_parse_errors else None
 
@@ -119,11 +123,11 @@ class CompletionEngine:
                                     on_timing=self.costs.observe_step):
             if drafts and not result.cancelled:
                 yield self._draft(result, ctx, plan, t0)
-        completion = self._final(result, ctx, plan, keeps_parse, t0)
+        completion = replace(self._final(result, ctx, plan, keeps_parse, t0), reused_tokens=reused)
         if not result.cancelled:
             self.cache.put(request.text, offset, completion.text, salt)
-        log.debug("completion kind=%s spans=%s steps=%d/%d ctx=%d tree=%s latency=%.1fms chars=%d parse_ok=%s",
-                  plan.kind.value, lengths, result.steps, steps, ids.shape[1],
+        log.debug("completion kind=%s spans=%s steps=%d/%d ctx=%d (reused %d) tree=%s latency=%.1fms chars=%d "
+                  "parse_ok=%s", plan.kind.value, lengths, result.steps, steps, ids.shape[1], reused,
                   "none" if view is None else "window" if view.windowed else "document", completion.latency_ms,
                   len(completion.text), completion.parse_ok)
         yield completion
@@ -185,8 +189,9 @@ class CompletionEngine:
                           hole=plan.kind.value, candidate_text=text, parse_ok=ok, candidates=len(result.rows))
 
     def with_settings(self, **changes) -> CompletionEngine:
-        """A view of this engine with other settings, sharing the model, costs, trees and cache."""
-        return CompletionEngine(self.model, replace(self.settings, **changes), self.costs, self.syntax, self.cache)
+        """A view of this engine with other settings, sharing the model, costs, trees, caches and context reuse."""
+        return CompletionEngine(self.model, replace(self.settings, **changes), self.costs, self.syntax, self.cache,
+                                self.contexts)
 
 
 def load_engine(model_dir: str | None = None, backend: str = "auto", threads: int | None = None,

@@ -92,11 +92,13 @@ class InferenceGraphs(nn.Module):
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(F.layer_norm(x, (self.C,), self.ln_f, None, 1e-5), self.embed)
 
-    def _attend_cached(self, q, k, v, pk, pv) -> torch.Tensor:
-        """q, k, v (1, B, nh, S, hs) of the new tokens; pk, pv (1, nh, T, hs) the cache.
+    def _attend_cached(self, q, k, v, pk, pv, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """q, k, v (1, B, nh, S, hs) of the new tokens; pk, pv (1, nh, T, hs) the cache; mask (S, S)
+        added to the new tokens' scores among themselves (causal for a context extension).
         One softmax over [cache | new] without concatenating keys or values."""
         T = pk.shape[2]
-        scores = torch.cat((q @ pk.transpose(-1, -2), q @ k.transpose(-1, -2)), dim=-1)
+        own = q @ k.transpose(-1, -2)
+        scores = torch.cat((q @ pk.transpose(-1, -2), own if mask is None else own + mask), dim=-1)
         p = scores.softmax(dim=-1)
         return p[..., :T] @ pv + p[..., T:] @ v
 
@@ -115,6 +117,21 @@ class InferenceGraphs(nn.Module):
             x = self._finish(i, x, y)
             cache += [k, v]
         kv = torch.cat(cache).view(self.L, 2, 1, self.nh, T, self.hs)
+        return self._logits(x[:, -1]), kv
+
+    def extend(self, ids: torch.Tensor, past: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`encode` continued: ids (1, N) after a cache past [k0, v0, ...] each (1, nh, P, hs), causal
+        among themselves. (logits of span token 0 (1, V), the new tokens' kv (L, 2, 1, nh, N, hs))."""
+        N = ids.shape[1]
+        x = F.embedding(ids, self.embed)
+        cos, sin = self._rotary(past[0].shape[2], N)
+        mask = torch.full((N, N), float("-inf"), device=ids.device).triu(1)
+        cache = []
+        for i in range(self.L):
+            q, k, v = self._qkv(i, x, cos, sin).chunk(3, dim=0)
+            x = self._finish(i, x, self._attend_cached(q, k, v, past[2 * i], past[2 * i + 1], mask))
+            cache += [k, v]
+        kv = torch.cat(cache).view(self.L, 2, 1, self.nh, N, self.hs)
         return self._logits(x[:, -1]), kv
 
     def denoise(self, span_ids: torch.Tensor, past: list[torch.Tensor]) -> torch.Tensor:

@@ -5,7 +5,10 @@ the first span token's logits and every layer's keys/values) and `denoiser.onnx`
 is `Denoiser.denoise_span` (one denoising step over a batch of spans attending to
 that cache). A third, `decoder_step.onnx`, is `Denoiser.decode_step`: one greedy
 autoregressive step with the cache in and the extended cache out, the baseline
-the diffusion sampler is measured against (same weights, same runtime). All use
+the diffusion sampler is measured against (same weights, same runtime). A fourth,
+`extender.onnx`, is `Denoiser.extend_context`: the encoder continued from a cache,
+so after a keystroke only the context's tokens from the edit on are computed again
+(the runtime reuses the rest). All use
 the dynamo exporter: the legacy tracer bakes sequence lengths into the attention
 reshapes. What is traced is `export/graph_model.py`, the same function as
 `runtime/model.py` laid out for fewer ONNX nodes; the parity check compares the
@@ -39,7 +42,7 @@ from torch import nn
 
 from export.graph_model import InferenceGraphs
 from runtime.model import Denoiser, ModelConfig, load_checkpoint
-from runtime.onnx_backend import cache_names
+from runtime.onnx_backend import EXTENDER_FILE, cache_names
 
 ENCODER_FILE = "encoder.onnx"
 DENOISER_FILE = "denoiser.onnx"
@@ -73,6 +76,11 @@ class _Encoder(nn.Module):
 class _SpanDenoiser(_Encoder):
     def forward(self, span_ids: torch.Tensor, past: list[torch.Tensor]) -> torch.Tensor:
         return self.graphs.denoise(span_ids, past)
+
+
+class _Extender(_Encoder):
+    def forward(self, ids: torch.Tensor, past: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.graphs.extend(ids, past)
 
 
 class _DecoderStep(_Encoder):
@@ -123,7 +131,17 @@ def export_graphs(model: Denoiser, opset: int | None = None) -> dict[str, onnx.M
                             output_names=["logits", *cache_names(cfg.n_layer, "next")],
                             dynamic_shapes={"ids": None, "past": past_dims}, **common)
     log(f"exported {DECODER_STEP_FILE} in {time.perf_counter() - t0:.1f}s")
+
+    t0 = time.perf_counter()
+    log(f"exporting {EXTENDER_FILE} ...")
+    N = torch.export.Dim("N", min=1, max=MAX_CONTEXT)
+    tail = torch.randint(0, cfg.vocab_size, (1, 5), generator=gen)
+    ext = torch.onnx.export(_Extender(graphs).eval(), (tail, past), input_names=["ids", *cache_names(cfg.n_layer)],
+                            output_names=["first_logits", "kv"], dynamic_shapes={"ids": {1: N}, "past": past_dims},
+                            **common)
+    log(f"exported {EXTENDER_FILE} in {time.perf_counter() - t0:.1f}s")
     return {ENCODER_FILE: _strip_debug(enc.model_proto, "encoder"),
+            EXTENDER_FILE: _strip_debug(ext.model_proto, "extender"),
             DENOISER_FILE: _strip_debug(den.model_proto, "denoiser"),
             DECODER_STEP_FILE: _strip_debug(dec.model_proto, "decoder_step")}
 
@@ -223,7 +241,7 @@ def check_parity(weights: Path, onnx_dir: Path, ctx_lens: tuple[int, ...] = (3, 
     decoder = OnnxStepDecoder(Path(onnx_dir)) if (Path(onnx_dir) / DECODER_STEP_FILE).is_file() else None
     rng = np.random.default_rng(seed)
     V = model.cfg.vocab_size
-    enc_diff = den_diff = kv_diff = dec_diff = 0.0
+    enc_diff = den_diff = kv_diff = dec_diff = ext_diff = 0.0
     with torch.inference_mode():
         for T in ctx_lens:
             ids = rng.integers(0, V, (1, T), dtype=np.int64)
@@ -238,6 +256,12 @@ def check_parity(weights: Path, onnx_dir: Path, ctx_lens: tuple[int, ...] = (3, 
                 if out.shape != ref.shape:
                     raise AssertionError(f"denoiser shape {out.shape} != torch {ref.shape} (T={T}, B={B}, S={S})")
                 den_diff = max(den_diff, float(np.abs(out - ref).max()))
+            for P in sorted({1, T // 2, T - 1} - {0, T}) if backend.extender is not None else ():
+                tail_logits, tail_kv = model.extend_context(torch.from_numpy(ids[:, P:]), ref_kv[..., :P, :])
+                ext = backend.extend_context(ids[:, P:], state, P)
+                ext_diff = max(ext_diff, float(np.abs(ext.first_logits - tail_logits[0].numpy()).max()),
+                               float(np.abs(ext.kv[..., P:, :] - tail_kv.numpy()).max()),
+                               float(np.abs(ext.first_logits - ref_logits[0].numpy()).max()))
             kv_t, kv_o = ref_kv, state.kv
             for _ in range(decode_steps if decoder is not None else 0):
                 token = int(rng.integers(0, V))
@@ -252,7 +276,10 @@ def check_parity(weights: Path, onnx_dir: Path, ctx_lens: tuple[int, ...] = (3, 
               "context_lengths": list(ctx_lens), "span_shapes": [list(s) for s in span_shapes]}
     if decoder is not None:
         result["decoder_step"] = dec_diff
+    if backend.extender is not None:
+        result["extender"] = ext_diff
     log(f"parity: encoder logits max|diff| {enc_diff:.2e}, kv {kv_diff:.2e}, denoiser logits {den_diff:.2e}"
         + (f", decoder step {dec_diff:.2e}" if decoder is not None else "")
+        + (f", extender {ext_diff:.2e}" if backend.extender is not None else "")
         + f" (contexts {list(ctx_lens)}, spans BxS {[f'{b}x{s}' for b, s in span_shapes]})")
     return result

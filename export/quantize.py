@@ -19,9 +19,10 @@ import numpy as np
 import onnx
 
 from export.onnx import DECODER_STEP_FILE, DENOISER_FILE, ENCODER_FILE, log, save_shared
+from runtime.onnx_backend import EXTENDER_FILE
 
 INT8_DATA_FILE = "weights.int8.onnx.data"
-GRAPHS = (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE)
+GRAPHS = (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, EXTENDER_FILE)
 
 
 class _NoPreprocessHint(logging.Filter):

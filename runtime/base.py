@@ -73,3 +73,12 @@ class DenoiserBackend(Protocol):
         """span_ids: (B, S) int64. Returns (B, S, vocab) float32 logits where row j
         predicts span token j + 1."""
         ...
+
+    # Optional, where `extends` is True: the context of `state`'s first `keep` tokens followed by
+    # ids (1, N), equal to encode_context over the whole but computing only the N new tokens.
+    # def extend_context(self, ids: np.ndarray, state: ContextState, keep: int) -> ContextState
+
+
+def extends(backend: object) -> bool:
+    """Whether a backend can continue a cached context (`extend_context`) instead of re-encoding it."""
+    return bool(getattr(backend, "extends", False))

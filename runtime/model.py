@@ -159,6 +159,18 @@ class Denoiser(nn.Module):
         x, kv = self.hidden(ids, positions, is_causal=True)
         return self.logits(x[:, -1]), kv
 
+    def extend_context(self, ids: torch.Tensor, past_kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Continue a context whose first P tokens are cached: ids (1, N) are tokens P..P+N-1,
+        past_kv (n_layer, 2, 1, nh, P, hs). Returns what `encode_context` over all P + N tokens
+        would (the first span token's logits), with only the new tokens' kv (n_layer, 2, 1, nh, N, hs).
+        The context is causal, so a keystroke near its end leaves the cache of everything before
+        the edit valid: only the tail is computed again."""
+        P, N = past_kv.shape[4], ids.shape[1]
+        positions = torch.arange(N, device=ids.device) + P
+        sees = torch.ones(N, P + N, dtype=torch.bool, device=ids.device).tril(diagonal=P)  # new token i: keys <= P+i
+        x, kv = self.hidden(ids, positions, attn_mask=sees, past_kv=past_kv)
+        return self.logits(x[:, -1]), kv
+
     def denoise_span(self, span_ids: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
         """One denoising step. span_ids (B, S) of tokens and MASKs attend to the whole
         cached context and to each other. Returns logits (B, S, V) where position j

@@ -19,6 +19,7 @@ from runtime.base import ContextState, ModelFileError, ModelInfo
 ENCODER_FILE = "encoder.onnx"
 DENOISER_FILE = "denoiser.onnx"
 DECODER_STEP_FILE = "decoder_step.onnx"
+EXTENDER_FILE = "extender.onnx"  # optional: models exported before it re-encode every context in full
 PRECISIONS = ("fp32", "int8")
 _PROVIDER_NAMES = {
     "CPUExecutionProvider": "onnxruntime-cpu",
@@ -126,6 +127,10 @@ class OnnxBackend:
                                     providers_for(providers, "encoder", self.info))
         self.denoiser = open_session(model_dir / graph_file(DENOISER_FILE, precision), opts,
                                      providers_for(providers, "denoiser", self.info))
+        ext_path = model_dir / graph_file(EXTENDER_FILE, precision)
+        self.extender = (open_session(ext_path, opts, providers_for(providers, "extender", self.info))
+                         if ext_path.is_file() else None)
+        self.extends = self.extender is not None
         self.providers: list[str] = self.denoiser.get_providers()
         self.name = _PROVIDER_NAMES.get(self.providers[0], f"onnxruntime-{self.providers[0]}")
         if precision != "fp32":
@@ -136,11 +141,28 @@ class OnnxBackend:
         check_signature(self.denoiser, model_dir / graph_file(DENOISER_FILE, precision),
                         ["span_ids", *cache_names(self.info.n_layer)] if self.per_layer else ["span_ids", "kv"],
                         ["logits"])
+        if self.extender is not None:
+            check_signature(self.extender, ext_path, ["ids", *cache_names(self.info.n_layer)], ["first_logits", "kv"])
 
     def encode_context(self, ids: np.ndarray) -> ContextState:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         first_logits, kv = self.encoder.run(None, {"ids": ids})
         return ContextState(kv=kv, first_logits=first_logits[0], length=ids.shape[1])
+
+    def extend_context(self, ids: np.ndarray, state: ContextState, keep: int) -> ContextState:
+        """The context of `state`'s first `keep` tokens followed by ids (1, N): what encode_context
+        over the whole would give, computing only the N new tokens (see runtime/base.py)."""
+        if self.extender is None:
+            raise NotImplementedError(f"{self.model_dir} has no {EXTENDER_FILE}; re-export the model to get it")
+        if not 0 < keep <= state.length:
+            raise ValueError(f"keep={keep} outside the cached context (1..{state.length})")
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        past = state.kv[..., :keep, :]
+        feeds = {f"past_{kind}_{i}": np.ascontiguousarray(past[i, j])
+                 for i in range(self.info.n_layer) for j, kind in enumerate("kv")}
+        first_logits, tail = self.extender.run(None, {"ids": ids, **feeds})
+        return ContextState(kv=np.concatenate((past, tail), axis=4), first_logits=first_logits[0],
+                            length=keep + ids.shape[1])
 
     def denoise_span(self, span_ids: np.ndarray, state: ContextState) -> np.ndarray:
         span_ids = np.ascontiguousarray(span_ids, dtype=np.int64)

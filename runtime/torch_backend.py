@@ -11,6 +11,7 @@ from runtime.base import ContextState, ModelFileError, ModelInfo
 
 class TorchBackend:
     name = "torch"
+    extends = True
 
     def __init__(self, weights: Path, threads: int | None = None):
         try:
@@ -35,6 +36,17 @@ class TorchBackend:
         with torch.inference_mode():
             logits, kv = self.model.encode_context(torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)))
         return ContextState(kv=kv, first_logits=logits[0].float().numpy(), length=ids.shape[1])
+
+    def extend_context(self, ids: np.ndarray, state: ContextState, keep: int) -> ContextState:
+        """See runtime/base.py: the cached context's first `keep` tokens, then ids (1, N)."""
+        torch = self._torch
+        if not 0 < keep <= state.length:
+            raise ValueError(f"keep={keep} outside the cached context (1..{state.length})")
+        past = state.kv[..., :keep, :]
+        with torch.inference_mode():
+            logits, tail = self.model.extend_context(torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)), past)
+        return ContextState(kv=torch.cat((past, tail), dim=4), first_logits=logits[0].float().numpy(),
+                            length=keep + ids.shape[1])
 
     def denoise_span(self, span_ids: np.ndarray, state: ContextState) -> np.ndarray:
         torch = self._torch

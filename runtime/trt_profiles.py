@@ -1,4 +1,4 @@
-"""TensorRT optimization profiles for the three graphs, shared by the builder and the runtime.
+"""TensorRT optimization profiles for the four graphs, shared by the builder and the runtime.
 
 TensorRT tunes kernels for a [min, opt, max] range of every dynamic dimension, so
 one profile cannot be fast for a 1-token decode step and a 2,000-token context at
@@ -21,7 +21,8 @@ from runtime.onnx_backend import cache_names
 SPAN_BUCKETS = (8, 16, 32, 64)
 CONTEXT_RANGES = ((1, 512, 1024), (1025, 2048, 8192))  # (min, opt, max) context tokens
 MAX_TRT_BATCH = 4  # span rows per step: the sampler sends 1; a few for speculative variants
-GRAPHS = ("encoder", "denoiser", "decoder_step")
+GRAPHS = ("encoder", "denoiser", "decoder_step", "extender")
+EXTEND_OPT = 160  # tokens an extension typically computes: the edited tail of the prefix, then the suffix
 
 Shape = tuple[int, ...]
 
@@ -63,6 +64,9 @@ def profiles(graph: str, info: ModelInfo) -> list[Profile]:
     if graph == "decoder_step":
         return [Profile({"ids": ((1, 1), (1, 1), (1, 1)), **_cache(info, lo, opt, hi)})
                 for lo, opt, hi in CONTEXT_RANGES]
+    if graph == "extender":
+        return [Profile({"ids": ((1, 1), (1, min(EXTEND_OPT, hi)), (1, hi)), **_cache(info, 1, opt, hi)})
+                for _, opt, hi in CONTEXT_RANGES]
     raise ValueError(f"unknown graph {graph!r}; choose one of {', '.join(GRAPHS)}")
 
 

@@ -21,7 +21,7 @@ from export.onnx import (  # noqa: E402
 )
 from runtime.ar_decoder import OnnxStepDecoder  # noqa: E402
 from runtime.model import Denoiser, ModelConfig, save_checkpoint  # noqa: E402
-from runtime.onnx_backend import OnnxBackend  # noqa: E402
+from runtime.onnx_backend import EXTENDER_FILE, OnnxBackend  # noqa: E402
 
 CFG = ModelConfig(vocab_size=512, n_layer=2, n_head=2, d_model=32)
 
@@ -44,7 +44,8 @@ def exported(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_files_and_config(exported):
     weights, out = exported
-    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, DATA_FILE, "config.json", "model.safetensors"):
+    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, EXTENDER_FILE, DATA_FILE, "config.json",
+                 "model.safetensors"):
         assert (out / name).is_file(), name
     cfg = json.loads((out / "config.json").read_text())
     assert {k: cfg[k] for k in ("vocab_size", "n_layer", "n_head", "d_model", "mlp_ratio", "rope_theta")} == {
@@ -62,7 +63,7 @@ def test_graphs_share_one_weights_file(exported):
     param_bytes = sum(p.numel() * 4 for p in Denoiser(CFG).parameters())
     data_size = (out / DATA_FILE).stat().st_size
     assert data_size < 1.2 * param_bytes
-    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE):
+    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, EXTENDER_FILE):
         proto = onnx.load(str(out / name), load_external_data=False)
         locations = {e.value for t in proto.graph.initializer for e in t.external_data if e.key == "location"}
         assert locations == {DATA_FILE}
@@ -78,6 +79,7 @@ def test_parity_over_dynamic_shapes(exported):
     assert result["kv"] < 1e-3
     assert result["denoiser"] < 1e-3
     assert result["decoder_step"] < 1e-3
+    assert result["extender"] < 1e-3  # a context continued from a cache equals the full encode
 
 
 def _full_forward_logits(model: Denoiser, ctx: np.ndarray, span: np.ndarray) -> np.ndarray:
@@ -134,7 +136,7 @@ def test_graphs_stay_lean(exported):
     import onnx
 
     _, out = exported
-    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE):
+    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, EXTENDER_FILE):
         proto = onnx.load(str(out / name), load_external_data=False)
         assert len(proto.graph.node) <= 40 * CFG.n_layer + 20, (name, len(proto.graph.node))
     den = onnx.load(str(out / DENOISER_FILE), load_external_data=False)
@@ -184,7 +186,8 @@ def test_int8_variant_beside_fp32(exported, tmp_path):
     _, out = exported
     model_dir = Path(shutil.copytree(out, tmp_path / "m"))
     assert main(["quantize", "--model", str(model_dir)]) == 0
-    for name in ("encoder.int8.onnx", "denoiser.int8.onnx", "decoder_step.int8.onnx", INT8_DATA_FILE):
+    for name in ("encoder.int8.onnx", "denoiser.int8.onnx", "decoder_step.int8.onnx", "extender.int8.onnx",
+                 INT8_DATA_FILE):
         assert (model_dir / name).is_file(), name
     assert (model_dir / INT8_DATA_FILE).stat().st_size < 0.5 * (model_dir / DATA_FILE).stat().st_size
     parity = int8_parity(model_dir)
