@@ -44,6 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--contexts", default="128,512,2048", help="context lengths (tokens)")
     p.add_argument("--spans", default="8,16,32,64", help="span lengths (tokens)")
     p.add_argument("--requests", type=int, default=40, help="completion requests through the engine")
+    p.add_argument("--typing-places", type=int, default=6, help="places in real files where 12 characters are typed")
     p.add_argument("--reps", type=int, default=15, help="repetitions per timing (fewer at long contexts)")
     p.add_argument("--skip-torch", action="store_true", help="no PyTorch eager comparison")
     p.add_argument("--skip-int8", action="store_true", help="no int8 comparison")
@@ -112,6 +113,52 @@ def diffusion_vs_ar(engine, backend, decoder, contexts, costs_table, spans, args
     return out
 
 
+def context_reuse(backend, contexts: dict[int, np.ndarray], reps: int) -> dict:
+    """A keystroke at the end of the prefix: the context encoded again in full, against continuing
+    the cache of everything before it (the suffix, a quarter of the context, is recomputed too)."""
+    from runtime.base import extends
+
+    if not extends(backend):
+        return {}
+    out = {}
+    for T, ids in contexts.items():
+        keep = T - 3 - max(1, (T - 3) // 4)  # real_context's prefix: <PRE> + prefix; the rest follows the edit
+        state = backend.encode_context(ids)
+        t = m.interleaved({"full": lambda ids=ids: backend.encode_context(ids),
+                           "extend": lambda ids=ids, st=state, k=keep: backend.extend_context(ids[:, k:], st, k)},
+                          max(2, reps if T <= HEADLINE_CONTEXT else reps // 3))
+        out[T] = {"context": T, "recomputed_tokens": T - keep, "full_ms": t["full"], "extend_ms": t["extend"],
+                  "speedup": round(t["full"]["p50"] / t["extend"]["p50"], 3)}
+        progress(f"context reuse at {T}: full {t['full']['p50']:.1f} ms, extend {T - keep} tokens "
+                 f"{t['extend']['p50']:.1f} ms")
+    return out
+
+
+def typing_latency(engine, places: list[list[tuple[str, int, int]]]) -> dict:
+    """The engine answering every keystroke of typing real lines (typed-ahead cache off, so each
+    goes to the model), with context reuse and with every context encoded from scratch."""
+    from completion.api import CompletionRequest
+    from completion.context_reuse import ContextReuse
+
+    out = {}
+    for label, reuse in (("reuse", ContextReuse()), ("no_reuse", ContextReuse(min_keep=10**9))):
+        view = engine.with_settings()
+        view.contexts = reuse
+        lat, reused = [], []
+        progress(f"typing {sum(map(len, places))} keystrokes, context {label.replace('_', ' ')}")
+        for p, keystrokes in enumerate(places):
+            for text, line, col in keystrokes:
+                view.cache.clear()
+                c = view.complete(CompletionRequest(text=text, line=line, column=col, language="python",
+                                                    document_id=f"typing-{p}"))
+                lat.append(c.latency_ms)
+                reused.append(c.reused_tokens)
+        out[label] = {"latency_ms": m.stats(lat), "reused_tokens_mean": round(float(np.mean(reused)), 1),
+                      "contexts_extended": reuse.stats.extended, "n": len(lat)}
+    out["p50_speedup"] = round(out["no_reuse"]["latency_ms"]["p50"] / out["reuse"]["latency_ms"]["p50"], 3)
+    return out
+
+
 def steps_sweep(costs_table: dict, S: int = 32, T: int = HEADLINE_CONTEXT) -> dict:
     """Speedup at other step counts, from the measured step costs (K steps of S tokens vs S-1 AR steps)."""
     row = costs_table[T]
@@ -140,6 +187,7 @@ def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: 
     frequency change lands on both alike instead of on whichever ran second."""
     import torch
 
+    from runtime.base import extends
     from runtime.torch_backend import TorchBackend
 
     tb = TorchBackend(model_dir / "model.safetensors")
@@ -155,26 +203,35 @@ def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: 
                 return fn()
         return run
 
+    keep = T - 3 - max(1, (T - 3) // 4)  # a keystroke at the end of the prefix (see context_reuse)
     fns = {"onnxruntime/encode": lambda: backend.encode_context(ids),
            "onnxruntime/step": lambda: backend.denoise_span(span, so),
            "onnxruntime/ar_step": lambda: decoder.step(17, so.kv)}
+    if extends(backend):
+        fns["onnxruntime/extend"] = lambda: backend.extend_context(ids[:, keep:], so, keep)
     for threads in (1, 2):
         fns[f"{threads}/encode"] = on_torch(threads, lambda: tb.encode_context(ids))
         fns[f"{threads}/step"] = on_torch(threads, lambda: tb.denoise_span(span, st))
         fns[f"{threads}/ar_step"] = on_torch(threads, lambda: tb.model.decode_step(tok, st.kv))
+        if extends(backend):
+            fns[f"{threads}/extend"] = on_torch(threads, lambda: tb.extend_context(ids[:, keep:], st, keep))
     progress(f"ONNX Runtime and PyTorch eager (1 and 2 threads) round-robin, context {T}, {reps} reps")
     t = m.interleaved(fns, reps)
-    ort_t = {op: t[f"onnxruntime/{op}"] for op in ("encode", "step", "ar_step")}
-    out: dict = {"context": T, "span": S, "steps": K, "reps": reps, "onnxruntime": ort_t,
-                 "torch": {n: {op: t[f"{n}/{op}"] for op in ("encode", "step", "ar_step")} for n in (1, 2)}}
+    ops = [op for op in ("encode", "step", "ar_step", "extend") if f"onnxruntime/{op}" in t]
+    ort_t = {op: t[f"onnxruntime/{op}"] for op in ops}
+    out: dict = {"context": T, "span": S, "steps": K, "reps": reps, "extend_recomputes": T - keep,
+                 "onnxruntime": ort_t, "torch": {n: {op: t[f"{n}/{op}"] for op in ops} for n in (1, 2)}}
 
-    def completion_ms(r):
-        return r["encode"]["p50"] + K * r["step"]["p50"]
+    def completion_ms(r, first: str = "encode"):
+        return r[first]["p50"] + K * r["step"]["p50"]
 
     best = min(out["torch"], key=lambda n: completion_ms(out["torch"][n]))
     out["torch_threads_compared"] = best
     out["speedup"] = {op: round(out["torch"][best][op]["p50"] / ort_t[op]["p50"], 3) for op in ort_t}
     out["speedup"]["completion"] = round(completion_ms(out["torch"][best]) / completion_ms(ort_t), 3)
+    if "extend" in ort_t:  # a completion while typing: the context continued, then the same steps
+        out["speedup"]["completion_typing"] = round(
+            completion_ms(out["torch"][best], "extend") / completion_ms(ort_t, "extend"), 3)
     return out
 
 
@@ -240,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     # been answering requests, not only of its start-up warm-up, when it plans the steps below.
     results["completion"] = engine_latency(engine, requests, "fp32")
     results["engine_costs_after_requests"] = engine.costs.summary()
+    results["context_reuse"] = context_reuse(backend, contexts, args.reps)
+    results["typing"] = typing_latency(engine, m.typing_requests(args.typing_places, 12))
     results["diffusion_vs_ar"] = diffusion_vs_ar(engine, backend, decoder, contexts, costs, args.spans, args)
     Tk = HEADLINE_CONTEXT if HEADLINE_CONTEXT in costs else args.contexts[0]
     results["steps_sweep_span32"] = steps_sweep(costs, 32, Tk) if 32 in args.spans else {}
@@ -263,8 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         "diffusion_vs_ar_speedup_span32_with_encode": head.get("speedup_with_encode"),
         "diffusion_vs_ar_context": Tk,
         "ort_vs_torch_speedup": results.get("ort_vs_torch", {}).get("speedup", {}).get("completion"),
+        "ort_vs_torch_speedup_typing": results.get("ort_vs_torch", {}).get("speedup", {}).get("completion_typing"),
         "single_line_latency_p50_ms": results["completion"]["latency_ms"]["p50"],
         "single_line_latency_p95_ms": results["completion"]["latency_ms"]["p95"],
+        "typing_latency_p50_ms": results["typing"]["reuse"]["latency_ms"]["p50"],
+        "typing_latency_p50_ms_without_reuse": results["typing"]["no_reuse"]["latency_ms"]["p50"],
     })
     load_end = os.getloadavg()
     results["machine"] = {
@@ -277,9 +339,12 @@ def main(argv: list[str] | None = None) -> int:
         "diffusion_vs_ar_speedup_span32: wall-clock decode of 32 tokens after the same context encode, at the "
         "context where the engine's windows land (diffusion_vs_ar_context), the sampler at the steps the engine "
         "plans from its latency budget (steps_planned) vs S-1 greedy KV-cached decode steps; _with_encode adds the "
-        "shared encode to both. At its default the engine spends its remaining budget on steps, so this ratio "
-        "follows the budget as much as the runtime: steps_sweep_span32 gives it at other step counts. "
-        "ort_vs_torch_speedup: encode + steps_planned denoising steps, PyTorch eager at its faster thread count.")
+        "shared encode to both. At its default the engine plans ceil(span / tokens_per_step) steps, fewer when the "
+        "latency budget does not buy them: steps_sweep_span32 gives the ratio at other step counts. "
+        "ort_vs_torch_speedup: encode + steps_planned denoising steps, PyTorch eager at its faster thread count; "
+        "_typing: the context continued after a keystroke instead of encoded (both runtimes). "
+        "typing: every keystroke of typing 12 characters at real places goes to the model (typed-ahead cache "
+        "cleared), with the last context's cache continued (context_reuse) or every context encoded in full.")
     results["date"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["seconds"] = round(time.perf_counter() - t_start, 1)
 

@@ -89,6 +89,26 @@ def completion_requests(n: int, seed: int = 0) -> list[tuple[str, int, int]]:
     return out
 
 
+def typing_requests(n_places: int, n_chars: int, seed: int = 1) -> list[list[tuple[str, int, int]]]:
+    """Per place in a real file, the requests of typing the next `n_chars` characters of a line
+    one at a time: the document holds what is typed so far, the cursor follows it."""
+    rng = random.Random(seed)
+    files = code_files()
+    out = []
+    while len(out) < n_places:
+        text = rng.choice(files).read_text()
+        lines = text.split("\n")
+        candidates = [i for i, line in enumerate(lines) if len(line.strip()) > n_chars + 4]
+        i = rng.choice(candidates)
+        line = lines[i]
+        start = len(line) - len(line.lstrip())
+        before = "\n".join(lines[:i]) + "\n" + line[:start]
+        after = line[start + n_chars:] + "\n" + "\n".join(lines[i + 1:])
+        typed = line[start:start + n_chars]
+        out.append([(before + typed[:k] + after, i, start + k) for k in range(1, n_chars + 1)])
+    return out
+
+
 # --- FLOPs (multiply-add = 2) -------------------------------------------------------------
 
 def _mlp_proj_flops(info: ModelInfo, tokens: int, mlp_ratio: int = 4) -> float:

@@ -94,12 +94,13 @@ def plot_speed(results: dict, path: Path) -> None:
     if "ort_vs_torch" in results:
         o = results["ort_vs_torch"]
         tb = _key(o["torch"], o["torch_threads_compared"])
-        groups = [(op, o["onnxruntime"][op]["p50"], tb[op]["p50"]) for op in ("encode", "step", "ar_step")]
+        groups = [(op, o["onnxruntime"][op]["p50"], tb[op]["p50"])
+                  for op in ("encode", "extend", "step", "ar_step") if op in o["onnxruntime"]]
         int8 = results.get("int8", {}).get("timings")
         for i, (op, ort_ms, torch_ms) in enumerate(groups):
             ax.bar(i - 0.27, torch_ms, 0.27, color=TORCH, label="PyTorch eager" if i == 0 else None)
             ax.bar(i, ort_ms, 0.27, color=DIFF, label="ONNX Runtime fp32" if i == 0 else None)
-            if int8:
+            if int8 and f"int8_{op}" in int8:
                 ax.bar(i + 0.27, int8[f"int8_{op}"]["p50"], 0.27, color=INT8,
                        label="ONNX Runtime int8" if i == 0 else None)
         ax.set_xticks(range(len(groups)), [f"{g[0]}\n{g[2] / g[1]:.1f}x vs torch" for g in groups])
@@ -117,12 +118,15 @@ def plot_speed(results: dict, path: Path) -> None:
     for i, v in enumerate(vals):
         ax.text(v, i, f" {v:.1f}", va="center", fontsize=8)
     ax.set_yticks(range(len(vals)), labels, fontsize=8)
-    ax.set(xlabel=f"GFLOP/s (p50); engine completions: p50 {comp['p50']:.0f} ms, p95 {comp['p95']:.0f} ms",
+    typing = results.get("typing", {})
+    typed = (f"\ntyping: p50 {typing['reuse']['latency_ms']['p50']:.0f} ms with context reuse, "
+             f"{typing['no_reuse']['latency_ms']['p50']:.0f} ms without") if typing else ""
+    ax.set(xlabel=f"GFLOP/s (p50); engine completions: p50 {comp['p50']:.0f} ms, p95 {comp['p95']:.0f} ms" + typed,
            title=f"Achieved compute, context {T}")
 
     load = results["machine"]["load_average_start"][0]
     fig.suptitle(f"Quicksilver speed on {results['backend']} ({results['machine']['cpus']} cores, load average "
-                 f"{load:.1f} at start: shared with training)", fontsize=11)
+                 f"{load:.1f} at start{': shared with other work' if load > 1.0 else ''})", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

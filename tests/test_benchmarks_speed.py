@@ -15,9 +15,10 @@ def test_speed_benchmark_writes_results_and_plot(tmp_path):
     pytest.importorskip("torch")
     out = tmp_path / "speed.json"
     assert speed.main(["--contexts", "64,128", "--spans", "8,32", "--requests", "3", "--reps", "3",
-                       "--skip-int8", "--out", str(out)]) == 0
+                       "--typing-places", "2", "--skip-int8", "--out", str(out)]) == 0
     r = json.loads(out.read_text())
-    for key in ("diffusion_vs_ar_speedup_span32", "ort_vs_torch_speedup", "single_line_latency_p50_ms"):
+    for key in ("diffusion_vs_ar_speedup_span32", "ort_vs_torch_speedup", "ort_vs_torch_speedup_typing",
+                "single_line_latency_p50_ms", "typing_latency_p50_ms", "typing_latency_p50_ms_without_reuse"):
         assert r[key] > 0, key
     ovt = r["ort_vs_torch"]
     assert set(ovt["torch"]) == {"1", "2"} and ovt["torch_threads_compared"] in (1, 2)
@@ -25,4 +26,8 @@ def test_speed_benchmark_writes_results_and_plot(tmp_path):
     assert set(r["diffusion_vs_ar"]) == {"64/8", "64/32", "128/8", "128/32"}
     head = r["diffusion_vs_ar"]["64/32"]  # no 512 context here: the first is the headline
     assert r["diffusion_vs_ar_context"] == 64 and head["steps_taken"] <= head["steps_planned"]
+    reuse = r["context_reuse"]["128"]
+    assert reuse["recomputed_tokens"] < 128 and reuse["extend_ms"]["n"] >= 2
+    typing = r["typing"]
+    assert typing["no_reuse"]["reused_tokens_mean"] == 0 and typing["reuse"]["contexts_extended"] > 0
     assert out.with_suffix(".png").stat().st_size > 10_000
