@@ -53,6 +53,7 @@ def summarize(meta: dict) -> dict:
     return {"stage": stage, "step": meta.get("step"), "tokens": tokens, "total_tokens": tokens + init_tokens,
             "train_seconds": seconds, "init_train_seconds": init_seconds,
             "train_hours": round((seconds + init_seconds) / 3600, 4), "val_loss": val,
+            "val_set": meta.get("val_set"),  # which validation split val_loss is on (losses on others differ)
             "init": init.get("path") if init else None}
 
 
