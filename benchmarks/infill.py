@@ -225,7 +225,8 @@ def run_humaneval(args, engine, ar, ar_note: str) -> tuple[dict, dict]:
             for name, cs in comps.items():
                 for t, c, (ok, why) in zip(tasks, cs, results[name], strict=True):
                     f.write(json.dumps({"method": name, "task": t.task_id, "middle": t.middle, "completion": c.text,
-                                        "passed": ok, "reason": why, "steps": c.steps}) + "\n")
+                                        "passed": ok, "reason": why, "steps": c.steps,
+                                        "confidence": c.confidence}) + "\n")
     summary = {"task_definition": "program = prompt + canonical_solution; one hole per solution line that is "
                "non-empty after strip; cursor at column 0 (the model writes the indentation); pass@1 = the "
                "problem's check(entry_point) passes in an isolated interpreter", "n_tasks": len(tasks),

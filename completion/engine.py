@@ -186,7 +186,8 @@ class CompletionEngine:
         _, r, text, ok = max(scored, key=lambda item: item[0])
         return Completion(text="" if ok is False else text, latency_ms=(time.perf_counter() - t0) * 1000,
                           steps=result.steps, forward_passes=1 + result.steps, span_len=result.lengths[r],
-                          hole=plan.kind.value, candidate_text=text, parse_ok=ok, candidates=len(result.rows))
+                          hole=plan.kind.value, candidate_text=text, parse_ok=ok, candidates=len(result.rows),
+                          confidence=round(result.mean_confidence(r, self.ids.eos), 4))
 
     def with_settings(self, **changes) -> CompletionEngine:
         """A view of this engine with other settings, sharing the model, costs, trees, caches and context reuse."""
