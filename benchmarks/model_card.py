@@ -45,7 +45,9 @@ def training_section(meta: dict, config: dict) -> list[str]:
         f"- Stage 2, masked-diffusion adaptation: {own_tokens / 1e6:.1f}M tokens, {own_hours:.2f} h.",
         f"- Total: {(ar_tokens + own_tokens) / 1e6:.1f}M tokens in {ar_hours + own_hours:.2f} CPU-hours "
         "(wall-clock hours on a 2-core machine, bf16 autocast, shared with other work).",
-        f"- Validation loss of this checkpoint ({scored}, cross-entropy in nats): {_fmt(meta.get('val_loss'))}.",
+        f"- Validation loss of this checkpoint ({scored}, cross-entropy in nats): {_fmt(meta.get('val_loss'))}"
+        + (f", on the corpus's validation split of {meta['val_set']} (a corpus built on a machine with other "
+           "packages installed has another split, and losses on it differ)." if meta.get("val_set") else "."),
         "",
     ]
     return lines
@@ -90,7 +92,8 @@ def scores_section(infill: dict | None, speed: dict | None) -> list[str]:
     else:
         lines += ["No infill benchmark results yet (`python -m benchmarks.infill`).", ""]
     if speed:
-        keys = ("diffusion_vs_ar_speedup_span32", "ort_vs_torch_speedup", "single_line_latency_p50_ms")
+        keys = ("diffusion_vs_ar_speedup_span32", "ort_vs_torch_speedup", "ort_vs_torch_speedup_typing",
+                "single_line_latency_p50_ms", "typing_latency_p50_ms", "typing_latency_p50_ms_without_reuse")
         lines += ["Speed (`benchmarks/results/speed.json`): "
                   + ", ".join(f"{k} = {speed[k]:.2f}" for k in keys if isinstance(speed.get(k), (int, float)))
                   + ".", ""]
