@@ -112,7 +112,7 @@ class CompletionEngine:
         plan = plan_hole(classify(ctx, view), s)
         ids = context_ids(tok, ctx.prefix_ids, ctx.suffix_ids)
         t_enc = time.perf_counter()
-        state, reused = self.contexts.encode(self.model.backend, ids)
+        state, reused = self.contexts.encode(self.model.backend, ids, request.document_id)
         if not reused:  # the cost model predicts full encodes
             self.costs.observe_encode(ids.shape[1], (time.perf_counter() - t_enc) * 1000)
         lengths, steps, threshold = self.plan_candidates(plan, ids.shape[1], (time.perf_counter() - t0) * 1000)

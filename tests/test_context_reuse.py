@@ -95,3 +95,19 @@ def test_engine_reuses_the_context_while_typing_and_answers_the_same():
     print("reused tokens per keystroke:", reused)
     assert reused[0] == 0 and sum(r > 0 for r in reused) >= len(reused) - 2
     assert fresh.contexts.stats.extended == 0 and reusing.contexts.stats.extended >= len(reused) - 2
+
+
+def test_each_document_keeps_its_own_context(onnx_backend):
+    """Going back and forth between two files continues each one's cache; a third evicts the oldest."""
+    rng = np.random.default_rng(1)
+    a, b, c = (rng.integers(10, 8000, 200, dtype=np.int64) for _ in range(3))
+    reuse = ContextReuse(max_documents=2)
+    for doc, ids in (("a", a), ("b", b)):
+        reuse.encode(onnx_backend, ids[None], doc)
+    _, kept = reuse.encode(onnx_backend, np.concatenate((a, [7]))[None], "a")
+    assert kept == 200
+    _, kept = reuse.encode(onnx_backend, np.concatenate((b, [7]))[None], "b")
+    assert kept == 200
+    reuse.encode(onnx_backend, c[None], "c")  # evicts "a", the least recently used
+    _, kept = reuse.encode(onnx_backend, np.concatenate((a, [7, 8]))[None], "a")
+    assert kept == 0 and reuse.stats.full == 4 and reuse.stats.extended == 2
