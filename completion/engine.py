@@ -113,7 +113,9 @@ class CompletionEngine:
         ids = context_ids(tok, ctx.prefix_ids, ctx.suffix_ids)
         t_enc = time.perf_counter()
         state, reused = self.contexts.encode(self.model.backend, ids, request.document_id)
-        if not reused:  # the cost model predicts full encodes
+        if reused:  # the cost model predicts full encodes; the steps still see the whole context
+            self.costs.observe_context(ids.shape[1])
+        else:
             self.costs.observe_encode(ids.shape[1], (time.perf_counter() - t_enc) * 1000)
         lengths, steps, threshold = self.plan_candidates(plan, ids.shape[1], (time.perf_counter() - t0) * 1000)
         keeps_parse = self.parse_check(view, offset) if s.reject_parse_errors else None

@@ -148,6 +148,11 @@ class StepCostModel:
         self.encode.update(float(tokens), float(ms))
         self.last_context = int(tokens)
 
+    def observe_context(self, tokens: int) -> None:
+        """A context continued from a cache rather than encoded: its time says nothing about a full
+        encode, but the steps that follow attend to all its tokens."""
+        self.last_context = int(tokens)
+
     def observe_step(self, span_len: int, batch: int, ms: float, ctx_tokens: int | None = None) -> None:
         ctx = self._context(ctx_tokens)
         key = (self.bucket(span_len), self.context_bucket(ctx))

@@ -95,6 +95,8 @@ def test_engine_reuses_the_context_while_typing_and_answers_the_same():
     print("reused tokens per keystroke:", reused)
     assert reused[0] == 0 and sum(r > 0 for r in reused) >= len(reused) - 2
     assert fresh.contexts.stats.extended == 0 and reusing.contexts.stats.extended >= len(reused) - 2
+    # the steps after a continued context are costed at its full length, like after an encode
+    assert reusing.costs.last_context == fresh.costs.last_context
 
 
 def test_each_document_keeps_its_own_context(onnx_backend):
