@@ -86,12 +86,12 @@ def compute_loss(model, docs, tok, rng, cfg: TrainConfig) -> tuple[torch.Tensor,
         return infill_loss(model, batch, cfg.ctx_loss_weight)
 
 
-@torch.no_grad()
 def val_set_id(val_docs: list[str]) -> str:
     """Which validation split the losses are measured on: documents and characters."""
     return f"{len(val_docs)} docs, {sum(map(len, val_docs))} chars"
 
 
+@torch.no_grad()
 def evaluate(model, val_docs, tok, cfg: TrainConfig) -> float:
     """Validation loss on a fixed, seeded set of batches (comparable across runs)."""
     model.eval()
