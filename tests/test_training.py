@@ -181,3 +181,18 @@ def test_bundle_writes_a_servable_model(tiny, tmp_path):
         assert f.get_tensor("embed.weight").dtype == torch.bfloat16  # half the bytes in the repo
     loaded = load_model(out, backend="cpu")
     assert loaded.info.n_layer == 2 and (out / "encoder.int8.onnx").is_file()
+
+
+def test_evaluation_builds_no_autograd_graph(tiny, monkeypatch):
+    """Validation runs under no_grad: with grad on, every eval batch would keep its activations."""
+    import training.train as train_mod
+
+    root, _, _ = tiny
+    tok = Tokenizer.from_file(str(root / "tok.json"))
+    seen = []
+    real = train_mod.compute_loss
+    monkeypatch.setattr(train_mod, "compute_loss", lambda *a: (seen.append(torch.is_grad_enabled()), real(*a))[1])
+    model = Denoiser(ModelConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=2, d_model=32))
+    docs = [(STDLIB_JSON / "decoder.py").read_text()]
+    train_mod.evaluate(model, docs, tok, train_mod.TrainConfig(seq_len=128, batch=2, eval_batches=2))
+    assert seen == [False, False]
