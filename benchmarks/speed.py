@@ -113,6 +113,12 @@ def diffusion_vs_ar(engine, backend, decoder, contexts, costs_table, spans, args
     return out
 
 
+def keystroke_keep(T: int) -> int:
+    """Context tokens before a keystroke at the end of `real_context`'s prefix (<PRE> + prefix):
+    what a continued context keeps; the edited token, <SUF>, the suffix and <MID> are recomputed."""
+    return T - 3 - max(1, (T - 3) // 4)
+
+
 def context_reuse(backend, contexts: dict[int, np.ndarray], reps: int) -> dict:
     """A keystroke at the end of the prefix: the context encoded again in full, against continuing
     the cache of everything before it (the suffix, a quarter of the context, is recomputed too)."""
@@ -122,7 +128,7 @@ def context_reuse(backend, contexts: dict[int, np.ndarray], reps: int) -> dict:
         return {}
     out = {}
     for T, ids in contexts.items():
-        keep = T - 3 - max(1, (T - 3) // 4)  # real_context's prefix: <PRE> + prefix; the rest follows the edit
+        keep = keystroke_keep(T)
         state = backend.encode_context(ids)
         t = m.interleaved({"full": lambda ids=ids: backend.encode_context(ids),
                            "extend": lambda ids=ids, st=state, k=keep: backend.extend_context(ids[:, k:], st, k)},
@@ -203,7 +209,7 @@ def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: 
                 return fn()
         return run
 
-    keep = T - 3 - max(1, (T - 3) // 4)  # a keystroke at the end of the prefix (see context_reuse)
+    keep = keystroke_keep(T)
     fns = {"onnxruntime/encode": lambda: backend.encode_context(ids),
            "onnxruntime/step": lambda: backend.denoise_span(span, so),
            "onnxruntime/ar_step": lambda: decoder.step(17, so.kv)}
