@@ -117,10 +117,14 @@ def did_dismiss(ls: QuicksilverServer, params: Any) -> None:
 
 
 def stats(ls: QuicksilverServer, params: Any) -> dict:
-    """Local counters for the user's own tooling: suggestions shown, accepted, dismissed, cache hits."""
+    """Local counters for the user's own tooling: suggestions shown, accepted, dismissed, cache hits,
+    contexts encoded in full or continued from the last keystroke's cache."""
     view = ls.runner.view(ls.config.settings)
     cache = getattr(view, "cache", None)
+    reuse = getattr(getattr(view, "contexts", None), "stats", None)
     return {**ls.feedback.counts, "cache_hits": getattr(cache, "hits", 0), "cache_misses": getattr(cache, "misses", 0),
+            "contexts_encoded": getattr(reuse, "full", 0), "contexts_continued": getattr(reuse, "extended", 0),
+            "context_tokens_reused": getattr(reuse, "reused_tokens", 0),
             "backend": getattr(view, "backend_name", None)}  # None until the model is loaded
 
 

@@ -209,6 +209,19 @@ async def test_typed_ahead_is_served_from_the_cache(client: LanguageClient):
         await configure(client, backgroundRefinement=True)
 
 
+async def test_a_keystroke_continues_the_context_instead_of_encoding_it_again(client: LanguageClient):
+    position = add_comment_line(client, "each keystroke reuses what came before the cursor, so typing is")
+    await inline(client, position)
+    before = await stats(client)
+    change(client, position, position, " q")  # not what the model suggested: the request goes to the model
+    moved = types.Position(line=position.line, character=position.character + 2)
+    await inline(client, moved)
+    after = await stats(client)
+    assert after["contexts_continued"] == before["contexts_continued"] + 1
+    assert after["contexts_encoded"] == before["contexts_encoded"]
+    assert after["context_tokens_reused"] > before["context_tokens_reused"] + 50
+
+
 async def test_no_automatic_completion_right_after_a_deletion(client: LanguageClient):
     position = add_comment_line(client, "deleting the last letter of this comment, xy")
     cursor = types.Position(line=position.line, character=position.character - 1)
