@@ -157,10 +157,8 @@ class OnnxBackend:
         if not 0 < keep <= state.length:
             raise ValueError(f"keep={keep} outside the cached context (1..{state.length})")
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        past = state.kv[..., :keep, :]
-        feeds = {f"past_{kind}_{i}": np.ascontiguousarray(past[i, j])
-                 for i in range(self.info.n_layer) for j, kind in enumerate("kv")}
-        first_logits, tail = self.extender.run(None, {"ids": ids, **feeds})
+        past = np.ascontiguousarray(state.kv[..., :keep, :])  # one copy; the per-layer inputs are views of it
+        first_logits, tail = self.extender.run(None, {"ids": ids, **cache_feeds(past, self.info.n_layer)})
         return ContextState(kv=np.concatenate((past, tail), axis=4), first_logits=first_logits[0],
                             length=keep + ids.shape[1])
 
