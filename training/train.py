@@ -75,15 +75,28 @@ def infill_loss(model: Denoiser, batch, ctx_weight: float) -> tuple[torch.Tensor
     return span_loss + ctx_weight * ctx_loss, span_loss
 
 
-def compute_loss(model, docs, tok, rng, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+LOSSES = {"ar": ar_loss, "diffusion": infill_loss}
+
+
+def compiled_losses() -> dict:
+    """The loss functions through torch.compile (inductor, C++ kernels built with the system
+    compiler): it fuses the elementwise work around the bf16 matrix multiplies (rotary
+    embeddings, GELU, the cast and log-softmax of the vocabulary logits), which is most of a
+    step on a CPU with AMX. Measured here, 2 threads, 16 x 320 tokens: a step 13-15% faster in
+    both stages, the same losses; the first steps pay ~15 s of compilation."""
+    return {stage: torch.compile(fn, dynamic=False) for stage, fn in LOSSES.items()}
+
+
+def compute_loss(model, docs, tok, rng, cfg: TrainConfig,
+                 losses: dict = LOSSES) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss to optimise, loss to report) for one batch of the configured stage."""
     with torch.autocast("cpu", dtype=torch.bfloat16):
         if cfg.stage == "ar":
             x, y = ar_batch(docs, tok, rng, cfg.batch, cfg.seq_len)
-            loss = ar_loss(model, torch.from_numpy(x), torch.from_numpy(y))
+            loss = losses["ar"](model, torch.from_numpy(x), torch.from_numpy(y))
             return loss, loss
         batch = infill_batch(docs, tok, rng, cfg.batch, cfg.seq_len)
-        return infill_loss(model, batch, cfg.ctx_loss_weight)
+        return losses["diffusion"](model, batch, cfg.ctx_loss_weight)
 
 
 def val_set_id(val_docs: list[str]) -> str:
@@ -171,6 +184,7 @@ def train(args) -> None:
     load_optimizer(model, opt, out / "optimizer.safetensors", state["step"])
     print(f"{model.num_params() / 1e6:.2f}M parameters, stage {cfg.stage}, {len(docs)} train docs",
           file=sys.stderr)
+    losses = compiled_losses() if args.compile else LOSSES
     log = open(out / "log.jsonl", "a")
     deadline = time.time() + args.max_hours * 3600 if args.max_hours else None
     t_last, tokens_last = time.time(), state["tokens"]
@@ -180,7 +194,7 @@ def train(args) -> None:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         t0 = time.time()
-        loss, report = compute_loss(model, docs, tok, rng, cfg)
+        loss, report = compute_loss(model, docs, tok, rng, cfg, losses)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
@@ -231,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--n-head", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--compile", action="store_true",
+                   help="run the loss through torch.compile (needs a C++ compiler; ~15%% faster steps)")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-hours", type=float, default=None)
     p.add_argument("--eval-every", type=int, default=250)
