@@ -36,7 +36,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 STEP_SWEEP = (1, 2, 4, 8)
 ENGINE_METHODS: dict[str, dict] = {"engine": {}, "true_length": {}, **{f"steps_{k}": {"steps": k} for k in STEP_SWEEP},
-                                   "one_per_step": {"latency_budget_ms": 0.0, "steps": None, "tokens_per_step": 1}}
+                                   "one_per_step": {"latency_budget_ms": 0.0, "steps": None, "tokens_per_step": 1},
+                                   "model_indent": {"indent_from_context": False}}
 ALL_METHODS = (*BASELINES, "ar", *ENGINE_METHODS)
 
 
@@ -219,6 +220,8 @@ def run_humaneval(args, engine, ar, ar_note: str) -> tuple[dict, dict]:
             methods[name]["note"] = notes[name]
         if name.startswith("steps_"):
             methods[name]["steps_setting"] = int(name.split("_")[1])
+        if name == "model_indent":
+            methods[name]["note"] = "the engine without its indentation rule: the model writes the blank line's indent"
     if args.dump:
         args.dump.parent.mkdir(parents=True, exist_ok=True)
         with open(args.dump, "w") as f:
@@ -228,8 +231,9 @@ def run_humaneval(args, engine, ar, ar_note: str) -> tuple[dict, dict]:
                                         "passed": ok, "reason": why, "steps": c.steps,
                                         "confidence": c.confidence}) + "\n")
     summary = {"task_definition": "program = prompt + canonical_solution; one hole per solution line that is "
-               "non-empty after strip; cursor at column 0 (the model writes the indentation); pass@1 = the "
-               "problem's check(entry_point) passes in an isolated interpreter", "n_tasks": len(tasks),
+               "non-empty after strip; cursor at column 0 of the emptied line (the engine picks the indentation "
+               "the lines around allow, the model the rest); pass@1 = the problem's check(entry_point) passes in an "
+               "isolated interpreter", "n_tasks": len(tasks),
                "n_tasks_total": len(all_tasks), "timeout_s": args.timeout,
                "default_span_len": methods.get("engine", {}).get("span_len_mean"), "methods": methods}
     return summary, comps

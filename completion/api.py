@@ -34,6 +34,7 @@ class CompletionSettings:
     tokens_per_step: float = 8.0
     span_candidates: int = 2  # span lengths denoised together in one batch (1: only the preferred one)
     reject_parse_errors: bool = True  # drop a completion that adds tree-sitter errors
+    indent_from_context: bool = True  # at column 0 of a blank line, indent as the lines around it allow
     enabled_languages: list[str] = field(default_factory=lambda: ["*"])
 
 

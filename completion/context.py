@@ -129,10 +129,25 @@ def syntax_end(view: SyntaxView, text: str, offset: int, end: int) -> int:
     return end
 
 
+def share_budget(text: str, offset: int, tok: Tokenizer, prefix_tokens: int, suffix_tokens: int
+                 ) -> tuple[tuple[str, list[int]], tuple[str, list[int]]]:
+    """Prefix and suffix windows within prefix_tokens + suffix_tokens in all: a side that reaches the
+    document's edge leaves its unused tokens to the other (near the end of a file, where new code
+    is written, the suffix is short and the prefix gets the room: the function's signature and
+    docstring instead of a window that starts inside the docstring)."""
+    suffix = _fit(lambda n: _window_after(text, offset, n), tok, suffix_tokens, keep_end=False)
+    spare = suffix_tokens - len(suffix[1]) if offset + len(suffix[0]) >= len(text) else 0
+    prefix = _fit(lambda n: _window_before(text, offset, n), tok, prefix_tokens + spare, keep_end=True)
+    spare = prefix_tokens - len(prefix[1]) if len(prefix[0]) >= offset else 0
+    if spare > 0 and offset + len(suffix[0]) < len(text):
+        suffix = _fit(lambda n: _window_after(text, offset, n), tok, suffix_tokens + spare, keep_end=False)
+    return prefix, suffix
+
+
 def build_context(text: str, offset: int, tok: Tokenizer, prefix_tokens: int, suffix_tokens: int,
                   view: SyntaxView | None = None) -> Context:
-    prefix_text, prefix_ids = _fit(lambda n: _window_before(text, offset, n), tok, prefix_tokens, keep_end=True)
-    suffix_text, suffix_ids = _fit(lambda n: _window_after(text, offset, n), tok, suffix_tokens, keep_end=False)
+    (prefix_text, prefix_ids), (suffix_text, suffix_ids) = share_budget(text, offset, tok, prefix_tokens,
+                                                                        suffix_tokens)
     if view is not None:
         start = offset - len(prefix_text)
         if text[start:offset] == prefix_text:  # not a token-truncated window (its text is not the document's)

@@ -25,9 +25,10 @@ from completion.api import Completion, CompletionRequest, CompletionSettings
 from completion.cache import CompletionCache
 from completion.context import Context, build_context, cursor_offset
 from completion.context_reuse import ContextReuse
-from completion.hole import HolePlan, classify, plan_hole
+from completion.hole import HoleKind, HolePlan, classify, plan_hole
+from completion.indent import first_token_mask, indent_choices
 from completion.mask import context_ids
-from completion.postprocess import cut_at_eos, postprocess
+from completion.postprocess import cut_at_eos, detect_indent, postprocess
 from completion.sampler import BatchResult, SpecialIds, denoise_steps
 from completion.syntax import SyntaxCache, SyntaxView
 from runtime.costs import StepCostModel
@@ -119,10 +120,11 @@ class CompletionEngine:
             self.costs.observe_encode(ids.shape[1], (time.perf_counter() - t_enc) * 1000)
         lengths, steps, threshold = self.plan_candidates(plan, ids.shape[1], (time.perf_counter() - t0) * 1000)
         keeps_parse = self.parse_check(view, offset) if s.reject_parse_errors else None
+        first_allowed = self.indentation(ctx, plan, request.language)
 
         result = None
         for result in denoise_steps(self.model.backend, state, lengths, steps, self.ids, threshold, is_cancelled,
-                                    on_timing=self.costs.observe_step):
+                                    on_timing=self.costs.observe_step, first_allowed=first_allowed):
             if drafts and not result.cancelled:
                 yield self._draft(result, ctx, plan, t0)
         completion = replace(self._final(result, ctx, plan, keeps_parse, t0), reused_tokens=reused)
@@ -149,6 +151,16 @@ class CompletionEngine:
         except Exception as exc:  # a parser bug must not cost the user the completion
             log.warning("tree-sitter failed for %s: %s; using line-based context", request.language, exc)
             return None
+
+    def indentation(self, ctx: Context, plan: HolePlan, language: str):
+        """The first tokens a suggestion on a blank line may start with (completion/indent.py), or None."""
+        if not self.settings.indent_from_context or plan.kind not in (HoleKind.EMPTY_LINE, HoleKind.EMPTY_BLOCK):
+            return None
+        choices = indent_choices(ctx, languages.canonical(language),
+                                 detect_indent(ctx.prefix_text + ctx.suffix_text))
+        if choices is None:
+            return None
+        return first_token_mask(choices, self.model.tokenizer)
 
     def parse_check(self, view: SyntaxView | None, offset: int) -> Callable[[str], bool | None] | None:
         """A function telling whether inserting a text at the cursor keeps the parse no worse."""

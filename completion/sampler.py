@@ -95,15 +95,33 @@ class BatchResult:
         return sum(vals) / len(vals) if vals else 0.0
 
 
+def first_token(first_logits: np.ndarray, allowed: np.ndarray, ids: SpecialIds) -> tuple[int, float]:
+    """The most likely first span token among `allowed` (a vocabulary mask), and its probability
+    under the model's whole distribution (never EOS, MASK or a marker)."""
+    logits = np.array(first_logits, dtype=np.float32)
+    logits[[ids.eos, *ids.forbidden]] = -np.inf
+    token = int(np.where(allowed, logits, -np.inf).argmax())
+    logits -= logits.max()
+    probs = np.exp(logits)
+    return token, float(probs[token] / probs.sum())
+
+
 def denoise_steps(backend: DenoiserBackend, state: ContextState, lengths: list[int] | tuple[int, ...], steps: int,
                   ids: SpecialIds, threshold: float | None = None, is_cancelled: Callable[[], bool] | None = None,
-                  on_timing: Callable[[int, int, float], None] | None = None) -> Iterator[BatchResult]:
+                  on_timing: Callable[[int, int, float], None] | None = None,
+                  first_allowed: np.ndarray | None = None) -> Iterator[BatchResult]:
     """Fill one span per candidate length in one batch over the shared context, in at most
     `steps` steps, yielding the state after every step (the last yield is the result). Rows
     are padded to the longest with EOS committed from the start; a row leaves the batch once
-    nothing in it is masked. on_timing(span_len, batch, ms) after each denoiser call."""
+    nothing in it is masked. on_timing(span_len, batch, ms) after each denoiser call.
+
+    first_allowed (a vocabulary mask) limits the first token (completion/indent.py: the
+    indentation of a blank line). Its logits come from the context alone, so it is committed
+    before the first step and every other position sees it from the start."""
     span = candidate_spans(ids.mask, ids.eos, lengths)
     conf_kept = np.zeros(span.shape, dtype=np.float32)
+    if first_allowed is not None and not state.aligned:
+        span[:, 0], conf_kept[:, 0] = first_token(state.first_logits, first_allowed, ids)
     S = span.shape[1]
     steps = max(1, min(steps, max(lengths)))
     taken = 0
@@ -126,6 +144,8 @@ def denoise_steps(backend: DenoiserBackend, state: ContextState, lengths: list[i
             logits = masked_logits(state, out[k], positions)
             if positions[0] == 0:
                 logits[0, ids.eos] = -np.inf  # a suggestion has at least one token: empty helps nobody
+                if first_allowed is not None:
+                    logits[0, ~first_allowed] = -np.inf
             best, conf = np.zeros(S, dtype=np.int64), np.zeros(S, dtype=np.float32)
             best[positions], conf[positions] = confidences(logits, ids.forbidden)
             for j in choose_commits(masked, conf, steps - taken + 1, threshold):
@@ -144,10 +164,12 @@ def denoise_rows(backend: DenoiserBackend, state: ContextState, lengths: list[in
                  ids: SpecialIds, threshold: float | None = None,
                  on_step: Callable[[list[list[int]]], None] | None = None,
                  is_cancelled: Callable[[], bool] | None = None,
-                 on_timing: Callable[[int, int, float], None] | None = None) -> BatchResult:
+                 on_timing: Callable[[int, int, float], None] | None = None,
+                 first_allowed: np.ndarray | None = None) -> BatchResult:
     """`denoise_steps` run to the end; on_step(rows) after every step."""
     result = None
-    for result in denoise_steps(backend, state, lengths, steps, ids, threshold, is_cancelled, on_timing):
+    for result in denoise_steps(backend, state, lengths, steps, ids, threshold, is_cancelled, on_timing,
+                                first_allowed):
         if on_step is not None and not result.cancelled and result.steps > 0:
             on_step(result.rows)
     return result

@@ -6,6 +6,7 @@ the encode/decode rules (no added spaces, exact round trip) are defined once.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from tokenizers import Tokenizer as HFTokenizer
@@ -57,6 +58,11 @@ class Tokenizer:
 
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return [e.ids for e in self.hf.encode_batch(texts, add_special_tokens=False)]
+
+    @functools.cached_property
+    def token_texts(self) -> list[str]:
+        """Each id's own text ("" for special tokens): what constrained sampling masks by."""
+        return [self.decode([i]) for i in range(self.vocab_size)]
 
     def decode(self, ids: list[int]) -> str:
         """Text of ids, special tokens dropped."""

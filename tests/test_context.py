@@ -56,20 +56,35 @@ def test_prefix_starts_at_a_statement_not_inside_one(tokenizer):
     call = "result = compute(\n" + "".join(f"    arg_{i},\n" for i in range(40)) + ")\n"
     text = call + "".join(f"value_{i} = {i}\n" for i in range(20)) + "total = "
     offset = len(text)
-    plain = build_context(text, offset, tokenizer, prefix_tokens=150, suffix_tokens=60)
+    plain = build_context(text, offset, tokenizer, prefix_tokens=150, suffix_tokens=0)
     assert plain.prefix_text.startswith("    arg_")  # a line boundary, but mid-statement
-    ctx = build_context(text, offset, tokenizer, 150, 60, view=_view(text, offset))
+    ctx = build_context(text, offset, tokenizer, 150, 0, view=_view(text, offset))
     assert ctx.prefix_text.startswith("value_0 = 0\n") and len(ctx.prefix_ids) <= 150
     assert ctx.prefix_ids == tokenizer.encode(ctx.prefix_text)
 
 
 def test_suffix_ends_after_a_whole_statement(tokenizer):
-    text = "x = \n" + "".join(f"y_{i} = {i}\n" for i in range(10)) + "z = call(\n" + "    a,\n" * 40 + ")\n"
-    offset = 4
+    head = "".join(f"p_{i} = {i}\n" for i in range(60))  # more than the prefix budget: nothing to share
+    text = head + "x = \n" + "".join(f"y_{i} = {i}\n" for i in range(10)) + "z = call(\n" + "    a,\n" * 40 + ")\n"
+    offset = len(head) + 4
     plain = build_context(text, offset, tokenizer, 100, 80)
     assert plain.suffix_text.endswith("    a,\n")  # a line boundary, but inside the call
     ctx = build_context(text, offset, tokenizer, 100, 80, view=_view(text, offset))
     assert ctx.suffix_text.endswith("y_9 = 9\n") and len(ctx.suffix_ids) <= 80
+
+
+def test_a_side_at_the_document_edge_leaves_its_budget_to_the_other(tokenizer):
+    lines = [f"value_{i} = compute({i}, {i + 1})\n" for i in range(200)]
+    text = "".join(lines)
+    middle = build_context(text, len("".join(lines[:100])), tokenizer, 100, 60)
+    assert len(middle.prefix_ids) <= 100 and len(middle.suffix_ids) <= 60  # both windows full: no sharing
+    assert len(middle.prefix_ids) > 80 and len(middle.suffix_ids) > 40
+    near_end = build_context(text, len("".join(lines[:198])), tokenizer, 100, 60)
+    assert near_end.suffix_text == "".join(lines[198:])  # the short suffix whole...
+    assert 100 < len(near_end.prefix_ids) <= 160 - len(near_end.suffix_ids)  # ...and its spare to the prefix
+    near_start = build_context(text, len(lines[0]), tokenizer, 100, 60)
+    assert near_start.prefix_text == lines[0]
+    assert 60 < len(near_start.suffix_ids) <= 160 - len(near_start.prefix_ids)
 
 
 def test_syntax_cut_never_costs_more_than_half_the_window(tokenizer):

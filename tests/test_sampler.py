@@ -8,7 +8,7 @@ import numpy as np
 
 from completion.api import CompletionRequest, CompletionSettings
 from completion.engine import CompletionEngine
-from completion.sampler import SpecialIds, choose_commits, denoise
+from completion.sampler import SpecialIds, choose_commits, denoise, denoise_rows
 from runtime.base import ContextState, ModelInfo
 from runtime.costs import StepCostModel
 from runtime.loader import LoadedModel
@@ -173,3 +173,26 @@ def test_no_deadline_denoises_both_candidates_one_token_per_step():
     engine = _engine(backend, latency_budget_ms=0, tokens_per_step=1)
     result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
     assert result.candidates == 2 and result.steps == 16  # the longer candidate's 16 tokens
+
+
+def test_first_token_limit_is_committed_before_the_first_step():
+    """A limit on the first token (a blank line's indentation) picks the best allowed token from the
+    context's logits and every other position sees it from the first step on."""
+    backend = TargetBackend([10, 11, 12, 13])
+    state = backend.encode_context(np.zeros((1, 5), dtype=np.int64))
+    state.first_logits[30] = 1.0  # allowed, less likely than the target's 10
+    allowed = np.zeros(V, dtype=bool)
+    allowed[[30, 31]] = True
+    seen = []
+
+    class Watching(TargetBackend):
+        def denoise_span(self, span_ids, st):
+            seen.append(span_ids[0, 0])
+            return super().denoise_span(span_ids, st)
+
+    watching = Watching([10, 11, 12, 13])
+    result = denoise_rows(watching, state, [8], 4, IDS, first_allowed=allowed)
+    assert result.rows[0][0] == 30 and seen and all(t == 30 for t in seen)
+    assert 0 < result.confidence[0][0] < 0.5  # the model's own probability of it, not 1
+    free = denoise_rows(watching, state, [8], 4, IDS)
+    assert free.rows[0][0] == 10

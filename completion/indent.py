@@ -1,0 +1,91 @@
+"""Where a suggestion on a blank line may start: its indentation, from the lines around it.
+
+At column 0 of a blank line the model writes the indentation itself, and a small
+model often writes the wrong one (a statement at function level inside a loop); in
+Python that is a syntax error and the suggestion is thrown away. Editors indent a
+new line before the user types; this answers the same question from the
+neighbouring lines:
+
+- after a line that opens a block (`:` in Python, an open bracket anywhere) one
+  level deeper than that line;
+- otherwise the previous line's level or a shallower one, down to one level below
+  the next line's (the next line may close a block the new line is in, and the new
+  line may itself be an `else:`).
+
+`first_token_mask` turns the choices into the first span tokens the sampler may
+commit: byte-level BPE writes `    return` as `'   '` + `' return'`, so an indentation
+of k spaces starts with the k-1-space token.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from completion.context import Context
+from completion.postprocess import IndentStyle
+
+_PY_COMMENT = re.compile(r"\s+#[^'\"]*$")  # a trailing comment with no quote in it
+
+
+def leading(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def opens_block(line: str, language: str) -> bool:
+    """Whether the line ends with what opens an indented block or a bracket continuation."""
+    code = _PY_COMMENT.sub("", line).rstrip() if language == "python" else line.rstrip()
+    return code.endswith(("(", "[", "{")) or (language == "python" and code.endswith(":"))
+
+
+def _neighbours(ctx: Context) -> tuple[str | None, str | None]:
+    """The last non-blank line before the cursor's line and the first non-blank one after it."""
+    before = ctx.prefix_text[: len(ctx.prefix_text) - len(ctx.line_prefix)].split("\n")
+    prev = next((ln for ln in reversed(before) if ln.strip()), None)
+    after = ctx.suffix_text[len(ctx.line_suffix):].split("\n")[1:]
+    nxt = next((ln for ln in after if ln.strip()), None)
+    return prev, nxt
+
+
+def indent_choices(ctx: Context, language: str, style: IndentStyle | None) -> list[str] | None:
+    """Indentations the cursor's blank line may start with, the previous line's level first;
+    None unless the cursor is at column 0 of a blank line with a non-blank line above it."""
+    if ctx.line_prefix or ctx.line_suffix.strip():
+        return None
+    prev, nxt = _neighbours(ctx)
+    if prev is None:
+        return None
+    unit = "\t" if style is not None and style.char == "\t" else " " * (style.width if style else 4)
+    p = leading(prev)
+    if opens_block(prev, language):
+        return [p + unit]
+    floor = len(leading(nxt)) - len(unit) if nxt is not None else 0
+    choices = [p]
+    while choices[-1].endswith(unit) and len(choices[-1]) - len(unit) >= max(0, floor):
+        choices.append(choices[-1][: -len(unit)])
+    return choices
+
+
+def first_token_mask(choices: list[str], tokenizer) -> np.ndarray | None:
+    """Vocabulary mask of the first tokens that start one of the choices; None if none does.
+
+    A first token writes an indentation when it is what the tokenizer itself writes first for that
+    indentation followed by code (k spaces: the k-1-space token, as `' return'` takes the last
+    space; a tab run may split as '\t' + '\t'), or when it holds the whole indentation and then
+    code. Column 0: any token that does not start with whitespace."""
+    texts = tokenizer.token_texts
+    mask = np.zeros(len(texts), dtype=bool)
+    for indent in choices:
+        if indent == "":
+            mask |= np.fromiter((bool(t) and not t[0].isspace() for t in texts), dtype=bool, count=len(texts))
+            continue
+        for code in _PROBES:
+            mask[tokenizer.encode(indent + code)[0]] = True
+        n = len(indent)
+        mask |= np.fromiter((len(t) > n and t.startswith(indent) and not t[n].isspace() for t in texts),
+                            dtype=bool, count=len(texts))
+    return mask if mask.any() else None
+
+
+_PROBES = ("x", "return", "(", "#", "'", "}")  # how lines start: a name, a keyword, punctuation
