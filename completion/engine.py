@@ -190,13 +190,14 @@ class CompletionEngine:
 
     def _final(self, result: BatchResult, ctx: Context, plan: HolePlan,
                keeps_parse: Callable[[str], bool | None] | None, t0: float) -> Completion:
-        """Post-process every candidate; keep a non-empty one that keeps the parse, then the most confident."""
+        """Post-process every candidate; keep a non-empty one that keeps the parse, then one that
+        ended within its span over one cut off by it, then the most confident."""
         scored = []
         for r, row in enumerate(result.rows):
             text = postprocess(self._decode(row), ctx, plan.max_lines)
             ok = keeps_parse(text) if keeps_parse is not None and text else None
             conf = result.mean_confidence(r, self.ids.eos)
-            scored.append(((ok is not False, bool(text), conf), r, text, ok))
+            scored.append(((ok is not False, bool(text), result.finished(r, self.ids.eos), conf), r, text, ok))
         _, r, text, ok = max(scored, key=lambda item: item[0])
         return Completion(text="" if ok is False else text, latency_ms=(time.perf_counter() - t0) * 1000,
                           steps=result.steps, forward_passes=1 + result.steps, span_len=result.lengths[r],

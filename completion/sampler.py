@@ -86,6 +86,11 @@ class BatchResult:
     steps: int
     cancelled: bool = False
 
+    def finished(self, r: int, eos: int) -> bool:
+        """Whether row r decided where it ends (an EOS the model committed within its length):
+        a row that ran out of room stops mid-line (`current_`), wherever its tokens are good."""
+        return eos in self.rows[r][: self.lengths[r]]
+
     def mean_confidence(self, r: int, eos: int) -> float:
         """Mean committed-token probability of row r up to and including its first EOS (the
         decision to stop counts too); forced EOS padding does not count."""

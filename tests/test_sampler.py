@@ -196,3 +196,20 @@ def test_first_token_limit_is_committed_before_the_first_step():
     assert 0 < result.confidence[0][0] < 0.5  # the model's own probability of it, not 1
     free = denoise_rows(watching, state, [8], 4, IDS)
     assert free.rows[0][0] == 10
+
+
+def test_a_candidate_that_ended_beats_a_more_confident_one_cut_off_by_its_span():
+    """12 tokens then EOS, confidence falling from left to right: the 8-token candidate is the more
+    confident (it never reaches the doubtful end) but stops mid-line; the 16-token one ended."""
+
+    class Fading(TargetBackend):
+        def _logits_for(self, j):
+            row = np.zeros(V, dtype=np.float32)
+            row[self.target[j] if j < len(self.target) else IDS.eos] = 3.0 - j * 0.1
+            return row
+
+    backend = Fading(list(range(10, 22)))
+    engine = _engine(backend, latency_budget_ms=0, tokens_per_step=1)
+    result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
+    assert result.candidates == 2 and result.span_len == 16
+    assert result.text == FakeTokenizer().decode(list(range(10, 22)))
