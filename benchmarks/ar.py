@@ -7,7 +7,8 @@ attend to every cached position and itself, so no mask is needed (and
 `is_causal=True` would be wrong: SDPA aligns its causal mask top-left, so the one
 query would see only the first key). Greedy, never a FIM marker or MASK; stops at
 EOS or at the end of the first line; the text goes through the engine's
-post-processing so both are judged on the same rules.
+post-processing (and, on a blank line, its indentation rule for the first token) so
+both are judged on the same rules.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import numpy as np
 
 from completion.api import Completion, CompletionRequest, CompletionSettings
 from completion.context import build_context, cursor_offset
+from completion.hole import classify
+from completion.indent import first_token_limit
 from completion.mask import context_ids
 from completion.postprocess import postprocess
 from runtime.tokenizer import Tokenizer
@@ -53,8 +56,9 @@ class ArDecoder:
         tok = self.tokenizer
         return [tok.mask_id, tok.prefix_id, tok.suffix_id, tok.middle_id]
 
-    def generate_ids(self, ids: np.ndarray) -> tuple[list[int], int]:
-        """(generated ids without the EOS, forward passes) for a (1, T) context ending in <MID>."""
+    def generate_ids(self, ids: np.ndarray, first_allowed: np.ndarray | None = None) -> tuple[list[int], int]:
+        """(generated ids without the EOS, forward passes) for a (1, T) context ending in <MID>;
+        first_allowed limits the first token as the engine's indentation rule does."""
         import torch
 
         tok, model = self.tokenizer, self.model
@@ -68,6 +72,8 @@ class ArDecoder:
                 logits[..., forbidden] = -float("inf")
                 if not out:  # like the engine's sampler: a suggestion has at least one token
                     logits[..., tok.eos_id] = -float("inf")
+                    if first_allowed is not None:
+                        logits[..., ~torch.from_numpy(first_allowed)] = -float("inf")
                 nxt = int(logits.reshape(-1).argmax())
                 if nxt == tok.eos_id:
                     break
@@ -92,7 +98,9 @@ class ArDecoder:
         offset = cursor_offset(request.text, request.line, request.column)
         ctx = build_context(request.text, offset, tok, s.prefix_tokens, s.suffix_tokens)
         ids = context_ids(tok, ctx.prefix_ids, ctx.suffix_ids)
-        out, passes = self.generate_ids(ids)
+        limit = (first_token_limit(ctx, classify(ctx), request.language, tok) if s.indent_from_context
+                 else None)
+        out, passes = self.generate_ids(ids, limit)
         text = postprocess(tok.decode(out), ctx, s.max_lines)
         return Completion(text=text, latency_ms=(time.perf_counter() - t0) * 1000, steps=len(out),
                           forward_passes=passes, span_len=len(out))

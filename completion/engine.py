@@ -25,10 +25,10 @@ from completion.api import Completion, CompletionRequest, CompletionSettings
 from completion.cache import CompletionCache
 from completion.context import Context, build_context, cursor_offset
 from completion.context_reuse import ContextReuse
-from completion.hole import HoleKind, HolePlan, classify, plan_hole
-from completion.indent import first_token_mask, indent_choices
+from completion.hole import HolePlan, classify, plan_hole
+from completion.indent import first_token_limit
 from completion.mask import context_ids
-from completion.postprocess import cut_at_eos, detect_indent, postprocess
+from completion.postprocess import cut_at_eos, postprocess
 from completion.sampler import BatchResult, SpecialIds, denoise_steps
 from completion.syntax import SyntaxCache, SyntaxView
 from runtime.costs import StepCostModel
@@ -154,13 +154,9 @@ class CompletionEngine:
 
     def indentation(self, ctx: Context, plan: HolePlan, language: str):
         """The first tokens a suggestion on a blank line may start with (completion/indent.py), or None."""
-        if not self.settings.indent_from_context or plan.kind not in (HoleKind.EMPTY_LINE, HoleKind.EMPTY_BLOCK):
+        if not self.settings.indent_from_context:
             return None
-        choices = indent_choices(ctx, languages.canonical(language),
-                                 detect_indent(ctx.prefix_text + ctx.suffix_text))
-        if choices is None:
-            return None
-        return first_token_mask(choices, self.model.tokenizer)
+        return first_token_limit(ctx, plan.kind, language, self.model.tokenizer)
 
     def parse_check(self, view: SyntaxView | None, offset: int) -> Callable[[str], bool | None] | None:
         """A function telling whether inserting a text at the cursor keeps the parse no worse."""

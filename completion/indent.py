@@ -23,8 +23,10 @@ import re
 
 import numpy as np
 
+from completion import languages
 from completion.context import Context
-from completion.postprocess import IndentStyle
+from completion.hole import HoleKind
+from completion.postprocess import IndentStyle, detect_indent
 
 _PY_COMMENT = re.compile(r"\s+#[^'\"]*$")  # a trailing comment with no quote in it
 
@@ -89,3 +91,11 @@ def first_token_mask(choices: list[str], tokenizer) -> np.ndarray | None:
 
 
 _PROBES = ("x", "return", "(", "#", "'", "}")  # how lines start: a name, a keyword, punctuation
+
+
+def first_token_limit(ctx: Context, kind: HoleKind, language: str, tokenizer) -> np.ndarray | None:
+    """The first tokens a suggestion on a blank line (outside comments and strings) may start with."""
+    if kind not in (HoleKind.EMPTY_LINE, HoleKind.EMPTY_BLOCK):
+        return None
+    choices = indent_choices(ctx, languages.canonical(language), detect_indent(ctx.prefix_text + ctx.suffix_text))
+    return None if choices is None else first_token_mask(choices, tokenizer)
