@@ -195,10 +195,16 @@ async def test_cancelled_requests_are_answered(client: LanguageClient):
 async def test_typed_ahead_is_served_from_the_cache(client: LanguageClient):
     await configure(client, backgroundRefinement=False)  # a refined result could replace the entry meanwhile
     try:
-        position = add_comment_line(client, "typing ahead: the first letters of the suggestion are")
-        text = (await suggestion(client, position)).insert_text
-        if len(text.rstrip()) < 2:
-            pytest.skip(f"the checkpoint suggested only {text!r}: too short to type ahead")
+        tried = []
+        for words in ("typing ahead: the first letters of the suggestion are", "the value returned by this",
+                      "read the file and return the", "a list of the names of all"):
+            position = add_comment_line(client, words)
+            text = (await suggestion(client, position)).insert_text
+            tried.append(text)
+            if len(text.rstrip()) >= 2:
+                break
+        else:
+            pytest.skip(f"the checkpoint suggested only {tried!r}: too short to type ahead")
         typed = min(2, len(text.rstrip()) - 1)
         hits = (await stats(client))["cache_hits"]
         change(client, position, position, text[:typed])

@@ -44,11 +44,19 @@ def test_the_trace_set_replays_cleanly():
     assert len(total.latencies_ms) == t["answered"] and report["memory"]["samples"]
 
 
-def _trace(path: Path, uri: str, typed: str) -> Trace:
-    """Open HOME_TEXT, ask at the comment's end, then type `typed` there key by key, asking after each key."""
+# Other comments to try when the model's answer to one is too short to accept.
+OTHER_COMMENTS = ("    # read every line of the file and return the", "    # the total size of all the files, in")
+
+
+def _trace(path: Path, uri: str, typed: str, comment: str | None = None) -> Trace:
+    """Open HOME_TEXT (its comment line replaced by `comment`), ask at the comment's end, then type
+    `typed` there key by key, asking after each key."""
+    text, (line, character) = HOME_TEXT, CURSOR
+    if comment is not None:
+        text = HOME_TEXT.rsplit("    #", 1)[0] + comment + "\n"
+        character = len(comment)
     writer = TraceWriter(path, header("test"))
-    writer.event("open", t=0, uri=uri, languageId="python", version=1, text=HOME_TEXT)
-    line, character = CURSOR
+    writer.event("open", t=0, uri=uri, languageId="python", version=1, text=text)
     writer.event("request", t=1, id=0, method="textDocument/inlineCompletion", uri=uri, line=line,
                  character=character, trigger="automatic")
     for k, ch in enumerate(typed):
@@ -67,21 +75,26 @@ def test_the_user_accepts_a_suggestion_that_is_what_they_were_about_to_type(tmp_
     client = StdioClient(SERVER, cwd=ROOT, env=ENV)
     client.initialize({"general": {"positionEncodings": ["utf-16"]}}, options.server_options)
     replayer = Replayer(client, options)
-    probe = replayer.run(_trace(tmp_path / "probe.jsonl", "file:///probe.py", ""))
-    suggestion = replayer.shown.text if replayer.shown else ""
-    assert probe.shown == 1 and suggestion.strip() and "\n" not in suggestion
-    if len(suggestion) < 2:  # nobody presses Tab to save nothing: the simulated user accepts 2 characters or more
-        pytest.skip(f"the bundled model suggested only {suggestion!r} here: too short to accept")
+    tried = []
+    for k, comment in enumerate((None, *OTHER_COMMENTS)):
+        probe = replayer.run(_trace(tmp_path / f"probe{k}.jsonl", f"file:///probe{k}.py", "", comment))
+        suggestion = replayer.shown.text if replayer.shown else ""
+        assert probe.shown == 1 and suggestion.strip() and "\n" not in suggestion
+        tried.append(suggestion)
+        if len(suggestion) >= 2:  # nobody presses Tab to save nothing: the simulated user accepts 2 or more
+            break
+    else:
+        pytest.skip(f"the bundled model suggested only {tried!r}: too short to accept")
 
     typed = suggestion + "\n"  # the user types exactly the suggestion, then Enter
-    tally = replayer.run(_trace(tmp_path / "typing.jsonl", "file:///typing.py", typed))
+    tally = replayer.run(_trace(tmp_path / "typing.jsonl", "file:///typing.py", typed, comment))
     assert tally.accepted == 1 and tally.chars_accepted == len(suggestion)
     assert tally.chars_saved == len(suggestion) - 1 and tally.chars_typed == len(typed)
     assert tally.keystrokes == 2  # the accept, then Enter: every key of the suggestion was skipped
     assert client.call("quicksilver/stats")["result"]["accepted"] == 1  # the accept command reached the server
 
     declined = Replayer(client, ReplayOptions(accept=False, init_options=options.init_options))
-    tally = declined.run(_trace(tmp_path / "declined.jsonl", "file:///declined.py", typed))
+    tally = declined.run(_trace(tmp_path / "declined.jsonl", "file:///declined.py", typed, comment))
     assert tally.accepted == 0 and tally.keystrokes == len(typed) and tally.chars_saved == 0
     assert client.close() == 0
 
