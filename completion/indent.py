@@ -6,6 +6,7 @@ Python that is a syntax error and the suggestion is thrown away. Editors indent 
 new line before the user types; this answers the same question from the
 neighbouring lines:
 
+- where the editor has already indented the line, none: the suggestion starts with code;
 - after a line that opens a block (`:` in Python, an open bracket anywhere) one
   level deeper than that line;
 - otherwise the previous line's level or a shallower one, down to one level below
@@ -52,9 +53,12 @@ def _neighbours(ctx: Context) -> tuple[str | None, str | None]:
 
 def indent_choices(ctx: Context, language: str, style: IndentStyle | None) -> list[str] | None:
     """Indentations the cursor's blank line may start with, the previous line's level first;
-    None unless the cursor is at column 0 of a blank line with a non-blank line above it."""
-    if ctx.line_prefix or ctx.line_suffix.strip():
+    None unless the cursor is on a blank line, at column 0 with a non-blank line above it or at
+    the end of what the editor indented (then the suggestion starts with code: [""])."""
+    if ctx.line_suffix.strip() or ctx.line_prefix.strip():
         return None
+    if ctx.line_prefix:
+        return [""]
     prev, nxt = _neighbours(ctx)
     if prev is None:
         return None

@@ -25,6 +25,10 @@ class WordTokenizer:
     special_ids = frozenset(range(5))
     vocab_size = V
 
+    @property
+    def token_texts(self) -> list[str]:
+        return [self.decode([i]) for i in range(V)]
+
     def encode(self, text: str) -> list[int]:
         out, i = [], 0
         words = sorted(VOCAB[5:], key=len, reverse=True)
@@ -126,7 +130,9 @@ def test_drafts_improve_then_the_final_arrives():
     request = CompletionRequest("def f(x):\n    \n", 1, 4, "python")
     drafts: list[Completion] = []
     final = engine.complete(request, on_draft=drafts.append)
-    assert len(drafts) == final.steps == 8  # 7 tokens and the EOS, one per step; the EOS pads the rest
+    # the cursor ends the editor's indentation: the first token (code, not more whitespace) is chosen from the
+    # context's logits before step 1; then 6 tokens and the EOS, one per step; the EOS pads the rest
+    assert len(drafts) == final.steps == 7
     assert all(not d.final for d in drafts) and final.final
     lengths = [len(d.text) for d in drafts]
     assert lengths == sorted(lengths) and drafts[-1].text == final.text == "return x + 1"

@@ -45,8 +45,8 @@ def test_tabs_and_two_space_files(tokenizer):
     assert _choices(two, "python", detect_indent(two.replace("|", "")), tokenizer) == ["    ", "  ", ""]
 
 
-def test_only_at_column_0_of_a_blank_line_with_a_line_above(tokenizer):
-    assert _choices("def f():\n    |\n", tokenizer=tokenizer) is None  # the editor already indented
+def test_only_on_a_blank_line_with_a_line_above(tokenizer):
+    assert _choices("def f():\n    |\n", tokenizer=tokenizer) == [""]  # the editor indented: code next
     assert _choices("def f():\n|pass\n", tokenizer=tokenizer) is None  # text after the cursor
     assert _choices("|\nx = 1\n", tokenizer=tokenizer) is None  # nothing above
 

@@ -93,6 +93,10 @@ class FakeTokenizer:
     def decode(self, ids):
         return "".join(chr(ord("a") + (i % 26)) for i in ids if i not in self.special_ids)
 
+    @property
+    def token_texts(self) -> list[str]:
+        return [self.decode([i]) for i in range(V)]
+
 
 def _engine(backend, **settings) -> CompletionEngine:
     model = LoadedModel(tokenizer=FakeTokenizer(), backend=backend, info=backend.info, model_dir=None)
