@@ -67,14 +67,26 @@ def test_first_token_mask_matches_how_bpe_writes_indentation(tokenizer):
 
 
 def test_engine_indents_a_blank_line_inside_a_loop():
-    """The bundled model at column 0 inside a loop body: the suggestion starts at the loop body's level."""
+    """The bundled model at column 0 under an `if` inside a loop inside a method writes 12 spaces when
+    left alone; the engine's first token is the `if` body's indent (15 spaces, the 16th rides on the
+    code token), committed before the first step."""
     from completion.api import CompletionRequest
     from completion.engine import load_engine
+    from completion.hole import classify
+    from completion.indent import first_token_limit
+    from completion.mask import context_ids
+    from completion.sampler import denoise_rows
     from tests.conftest import MODEL_DIR
 
     engine = load_engine(str(MODEL_DIR), threads=1)
-    text = "def total(values):\n    result = 0\n    for v in values:\n\n    return result\n"
-    c = engine.complete(CompletionRequest(text=text, line=3, column=0))
-    assert c.candidate_text.startswith("        ") and not c.candidate_text[8:9].isspace()
-    free = engine.with_settings(indent_from_context=False).complete(CompletionRequest(text=text, line=3, column=0))
-    assert free.hole == c.hole == "empty_block"
+    tok = engine.model.tokenizer
+    text = "class A:\n    def f(self, xs):\n        for x in xs:\n            if x:\n\n        return xs\n"
+    offset = text.index("\n\n") + 1
+    ctx = build_context(text, offset, tok, 192, 128)
+    limit = first_token_limit(ctx, classify(ctx), "python", tok)
+    state = engine.model.backend.encode_context(context_ids(tok, ctx.prefix_ids, ctx.suffix_ids))
+    rows = denoise_rows(engine.model.backend, state, [16], 2, engine.ids, first_allowed=limit).rows
+    assert tok.token_texts[rows[0][0]] == " " * 15
+    c = engine.complete(CompletionRequest(text=text, line=4, column=0))
+    assert c.hole == "empty_block"
+    assert not c.candidate_text or (c.candidate_text.startswith(" " * 16) and not c.candidate_text[16].isspace())
