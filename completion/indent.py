@@ -20,6 +20,7 @@ of k spaces starts with the k-1-space token.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import numpy as np
@@ -80,18 +81,26 @@ def first_token_mask(choices: list[str], tokenizer) -> np.ndarray | None:
     indentation followed by code (k spaces: the k-1-space token, as `' return'` takes the last
     space; a tab run may split as '\t' + '\t'), or when it holds the whole indentation and then
     code. Column 0: any token that does not start with whitespace."""
-    texts = tokenizer.token_texts
-    mask = np.zeros(len(texts), dtype=bool)
+    mask = np.zeros(len(tokenizer.token_texts), dtype=bool)
     for indent in choices:
-        if indent == "":
-            mask |= np.fromiter((bool(t) and not t[0].isspace() for t in texts), dtype=bool, count=len(texts))
-            continue
-        for code in _PROBES:
-            mask[tokenizer.encode(indent + code)[0]] = True
-        n = len(indent)
-        mask |= np.fromiter((len(t) > n and t.startswith(indent) and not t[n].isspace() for t in texts),
-                            dtype=bool, count=len(texts))
+        mask |= _indent_mask(tokenizer, indent)
     return mask if mask.any() else None
+
+
+@functools.lru_cache(maxsize=64)
+def _indent_mask(tokenizer, indent: str) -> np.ndarray:
+    """One choice's mask; cached, since a file has a handful of indentations and a scan of the
+    vocabulary costs milliseconds on the request path."""
+    texts = tokenizer.token_texts
+    if indent == "":
+        return np.fromiter((bool(t) and not t[0].isspace() for t in texts), dtype=bool, count=len(texts))
+    n = len(indent)
+    mask = np.fromiter((len(t) > n and t.startswith(indent) and not t[n].isspace() for t in texts),
+                       dtype=bool, count=len(texts))
+    for code in _PROBES:
+        mask[tokenizer.encode(indent + code)[0]] = True
+    mask.flags.writeable = False
+    return mask
 
 
 _PROBES = ("x", "return", "(", "#", "'", "}")  # how lines start: a name, a keyword, punctuation
