@@ -135,12 +135,15 @@ def share_budget(text: str, offset: int, tok: Tokenizer, prefix_tokens: int, suf
     document's edge leaves its unused tokens to the other (near the end of a file, where new code
     is written, the suffix is short and the prefix gets the room: the function's signature and
     docstring instead of a window that starts inside the docstring)."""
-    suffix = _fit(lambda n: _window_after(text, offset, n), tok, suffix_tokens, keep_end=False)
+    def fit_suffix(budget: int) -> tuple[str, list[int]]:
+        return _fit(lambda n: _window_after(text, offset, n), tok, budget, keep_end=False)
+
+    suffix = fit_suffix(suffix_tokens)
     spare = suffix_tokens - len(suffix[1]) if offset + len(suffix[0]) >= len(text) else 0
     prefix = _fit(lambda n: _window_before(text, offset, n), tok, prefix_tokens + spare, keep_end=True)
     spare = prefix_tokens - len(prefix[1]) if len(prefix[0]) >= offset else 0
     if spare > 0 and offset + len(suffix[0]) < len(text):
-        suffix = _fit(lambda n: _window_after(text, offset, n), tok, suffix_tokens + spare, keep_end=False)
+        suffix = fit_suffix(suffix_tokens + spare)
     return prefix, suffix
 
 

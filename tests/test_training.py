@@ -201,11 +201,9 @@ def test_evaluation_builds_no_autograd_graph(tiny, monkeypatch):
 @pytest.mark.parametrize("stage", ["ar", "diffusion"])
 def test_compiled_loss_equals_eager(tiny, stage):
     """`--compile` changes how a step runs, not what it computes: same loss, same gradients."""
-    import shutil as _shutil
-
     import training.train as train_mod
 
-    if _shutil.which("cc") is None and _shutil.which("gcc") is None:
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
         pytest.skip("torch.compile on CPU needs a C compiler (cc/gcc)")
     root, _, _ = tiny
     tok = Tokenizer.from_file(str(root / "tok.json"))
