@@ -187,10 +187,12 @@ def engine_latency(engine, requests: list, label: str) -> dict:
             "n": len(requests), "budget_ms": engine.settings.latency_budget_ms, "max_lines": engine.settings.max_lines}
 
 
-def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: int = 32, reps: int = 15) -> dict:
+def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: int = 32, reps: int = 15,
+                 fp32=None) -> dict:
     """Same shapes in PyTorch eager (inference mode) at 1 and 2 threads, the faster compared.
     Every call of both runtimes goes round-robin in one loop, so a noisy neighbour or a
-    frequency change lands on both alike instead of on whichever ran second."""
+    frequency change lands on both alike instead of on whichever ran second. `backend` is
+    what the server runs; `fp32` (if it is another) the same runtime at PyTorch's precision."""
     import torch
 
     from runtime.base import extends
@@ -215,6 +217,13 @@ def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: 
            "onnxruntime/ar_step": lambda: decoder.step(17, so.kv)}
     if extends(backend):
         fns["onnxruntime/extend"] = lambda: backend.extend_context(ids[:, keep:], so, keep)
+    if fp32 is not None and fp32 is not backend:
+        s32 = fp32.encode_context(ids)
+        fns.update({"onnxruntime_fp32/encode": lambda: fp32.encode_context(ids),
+                    "onnxruntime_fp32/step": lambda: fp32.denoise_span(span, s32),
+                    "onnxruntime_fp32/ar_step": lambda: decoder.step(17, s32.kv)})
+        if extends(fp32):
+            fns["onnxruntime_fp32/extend"] = lambda: fp32.extend_context(ids[:, keep:], s32, keep)
     for threads in (1, 2):
         fns[f"{threads}/encode"] = on_torch(threads, lambda: tb.encode_context(ids))
         fns[f"{threads}/step"] = on_torch(threads, lambda: tb.denoise_span(span, st))
@@ -238,6 +247,16 @@ def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: 
     if "extend" in ort_t:  # a completion while typing: the context continued, then the same steps
         out["speedup"]["completion_typing"] = round(
             completion_ms(out["torch"][best], "extend") / completion_ms(ort_t, "extend"), 3)
+    fp32_t = {op: t[f"onnxruntime_fp32/{op}"] for op in ops if f"onnxruntime_fp32/{op}" in t}
+    if fp32_t:
+        out["onnxruntime_precision"] = getattr(backend, "precision", "fp32")
+        out["onnxruntime_fp32"] = fp32_t
+        tb_best = out["torch"][best]
+        out["speedup_fp32"] = {op: round(tb_best[op]["p50"] / fp32_t[op]["p50"], 3) for op in fp32_t}
+        out["speedup_fp32"]["completion"] = round(completion_ms(tb_best) / completion_ms(fp32_t), 3)
+        if "extend" in fp32_t:
+            out["speedup_fp32"]["completion_typing"] = round(
+                completion_ms(tb_best, "extend") / completion_ms(fp32_t, "extend"), 3)
     return out
 
 
@@ -281,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     from runtime.ar_decoder import OnnxStepDecoder
     from runtime.costs import StepCostModel
     from runtime.loader import LoadedModel
+    from runtime.onnx_backend import OnnxBackend
 
     t_start = time.perf_counter()
     load_start = os.getloadavg()
@@ -310,10 +330,12 @@ def main(argv: list[str] | None = None) -> int:
     results["steps_sweep_span32"] = steps_sweep(costs, 32, Tk) if 32 in args.spans else {}
 
     K = engine.plan_steps(32, Tk, costs[Tk]["encode_ms"]["p50"])[0]
+    fp32 = backend if getattr(backend, "precision", "fp32") == "fp32" else OnnxBackend(args.model, args.threads)
     if not args.skip_torch:
-        results["ort_vs_torch"] = ort_vs_torch(args.model, backend, decoder, contexts[Tk], K, reps=args.reps)
+        results["ort_vs_torch"] = ort_vs_torch(args.model, backend, decoder, contexts[Tk], K, reps=args.reps,
+                                               fp32=fp32)
     if not args.skip_int8 and (args.model / "encoder.int8.onnx").is_file():
-        int8, b8 = int8_vs_fp32(args.model, backend, decoder, contexts[Tk], args.threads)
+        int8, b8 = int8_vs_fp32(args.model, fp32, decoder, contexts[Tk], args.threads)
         costs8 = StepCostModel()
         costs8.warm_up(b8, batches=(1, 2))
         engine8 = CompletionEngine(LoadedModel(tok, b8, b8.info, args.model), CompletionSettings(), costs8)
@@ -329,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         "diffusion_vs_ar_context": Tk,
         "ort_vs_torch_speedup": results.get("ort_vs_torch", {}).get("speedup", {}).get("completion"),
         "ort_vs_torch_speedup_typing": results.get("ort_vs_torch", {}).get("speedup", {}).get("completion_typing"),
+        "ort_vs_torch_speedup_fp32": results.get("ort_vs_torch", {}).get("speedup_fp32", {}).get("completion"),
         "single_line_latency_p50_ms": results["completion"]["latency_ms"]["p50"],
         "single_line_latency_p95_ms": results["completion"]["latency_ms"]["p95"],
         "typing_latency_p50_ms": results["typing"]["reuse"]["latency_ms"]["p50"],
@@ -347,8 +370,10 @@ def main(argv: list[str] | None = None) -> int:
         "plans from its latency budget (steps_planned) vs S-1 greedy KV-cached decode steps; _with_encode adds the "
         "shared encode to both. At its default the engine plans ceil(span / tokens_per_step) steps, fewer when the "
         "latency budget does not buy them: steps_sweep_span32 gives the ratio at other step counts. "
-        "ort_vs_torch_speedup: encode + steps_planned denoising steps, PyTorch eager at its faster thread count; "
-        "_typing: the context continued after a keystroke instead of encoded (both runtimes). "
+        "ort_vs_torch_speedup: encode + steps_planned denoising steps, PyTorch eager at its faster thread count, "
+        "ONNX Runtime as the server runs it (backend: int8 context graphs, fp32 steps on the CPU); "
+        "_typing: the context continued after a keystroke instead of encoded (both runtimes); "
+        "_fp32: ONNX Runtime with every graph in fp32, PyTorch's precision. "
         "typing: every keystroke of typing 12 characters at real places goes to the model (typed-ahead cache "
         "cleared), with the last context's cache continued (context_reuse) or every context encoded in full.")
     results["date"] = datetime.now(UTC).isoformat(timespec="seconds")

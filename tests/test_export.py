@@ -198,6 +198,19 @@ def test_int8_variant_beside_fp32(exported, tmp_path):
     assert backend.denoise_span(np.zeros((1, 8), np.int64), state).shape == (1, 8, CFG.vocab_size)
     assert OnnxStepDecoder(model_dir, precision="int8").generate(state, 3).tokens
 
+    # Mixed: int8 context graphs, fp32 steps; what the CPU gets when nothing is asked for.
+    from runtime.loader import _load_onnx
+
+    mixed = _load_onnx(model_dir, "cpu", 1, None, "")
+    assert mixed.name == "onnxruntime-cpu-int8-context"
+    assert mixed.files == {"encoder": "encoder.int8.onnx", "denoiser": "denoiser.onnx", "extender": "extender.int8.onnx"}
+    ids = np.arange(1, 9, dtype=np.int64)[None]
+    span = np.zeros((1, 8), np.int64)
+    exact_steps = OnnxBackend(model_dir, threads=1, precision="fp32").denoise_span(span, mixed.encode_context(ids))
+    np.testing.assert_array_equal(mixed.denoise_span(span, mixed.encode_context(ids)), exact_steps)
+    assert _load_onnx(model_dir, "cpu", 1, "fp32", "").name == "onnxruntime-cpu"
+    assert _load_onnx(out, "cpu", 1, None, "").name == "onnxruntime-cpu"  # no int8 graphs: fp32
+
 
 def test_tensorrt_command_without_tensorrt_says_so(exported, capsys):
     import importlib.util

@@ -145,7 +145,8 @@ async def test_accept_and_dismiss_are_counted_and_logged(client: LanguageClient)
     after = await stats(client)
     assert (after["accepted"], after["dismissed"]) == (before["accepted"] + 1, before["dismissed"] + 1)
     assert after["accepted_chars"] > before["accepted_chars"]
-    assert after["backend"] == "onnxruntime-cpu"  # what the editor's status bar shows
+    # what the editor's status bar shows: the CPU default, int8 context graphs and fp32 steps
+    assert after["backend"] == "onnxruntime-cpu-int8-context"
     await log_has(f"suggestion {accepted} accepted")
 
 

@@ -296,7 +296,10 @@ def test_steps_are_attributed_to_the_last_encoded_context():
 def test_backend_names_and_precision():
     assert split_backend("cpu-int8", None) == ("cpu", "int8")
     assert split_backend("auto", "int8") == ("cpu", "int8")
-    assert split_backend("auto", None) == ("auto", "fp32")
+    assert split_backend("auto", None) == ("auto", None)  # chosen once the provider is known
+    assert split_backend("cpu-fp32", None) == ("cpu", "fp32")
+    assert split_backend("cuda", None) == ("cuda", "fp32")
+    assert split_backend("auto", "int8-context") == ("cpu", "int8-context")
     assert split_backend("tensorrt-engine", "fp32") == ("tensorrt-engine", "fp32")
     with pytest.raises(ValueError, match="CPU only"):
         split_backend("cuda", "int8")

@@ -47,7 +47,7 @@ export const DEFAULTS: ExtensionSettings = {
   recordTraceDirectory: "",
 };
 
-export const BACKENDS = ["auto", "onnxruntime", "cpu", "cpu-int8", "cuda", "tensorrt", "tensorrt-engine", "torch"];
+export const BACKENDS = ["auto", "onnxruntime", "cpu", "cpu-int8", "cpu-fp32", "cuda", "tensorrt", "tensorrt-engine", "torch"];
 export const LOG_LEVELS = ["debug", "info", "warning", "error"];
 
 /** Reads one setting by name; `vscode.WorkspaceConfiguration.get` fits. */
