@@ -6,7 +6,7 @@ from real code and spans of 8/16/32/64 tokens:
 - tokens per second of the diffusion sampler at the engine's default number of
   steps (what its latency budget buys at that context) against greedy
   autoregressive decoding with a KV cache by the same network (`decoder_step.onnx`:
-  same layers, width, vocabulary and weights, same runtime and threads), both
+  same layers, width, vocabulary and weights, same runtime, threads and precision), both
   producing the same number of tokens after the same context encode;
 - completion latency p50/p95 through `completion.engine` at its default budget on
   real cursor positions in this repository's code;
@@ -188,11 +188,11 @@ def engine_latency(engine, requests: list, label: str) -> dict:
 
 
 def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: int = 32, reps: int = 15,
-                 fp32=None) -> dict:
+                 fp32: tuple | None = None) -> dict:
     """Same shapes in PyTorch eager (inference mode) at 1 and 2 threads, the faster compared.
     Every call of both runtimes goes round-robin in one loop, so a noisy neighbour or a
     frequency change lands on both alike instead of on whichever ran second. `backend` is
-    what the server runs; `fp32` (if it is another) the same runtime at PyTorch's precision."""
+    what the server runs; `fp32` (backend, decoder), if another, the same runtime at PyTorch's precision."""
     import torch
 
     from runtime.base import extends
@@ -217,13 +217,14 @@ def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: 
            "onnxruntime/ar_step": lambda: decoder.step(17, so.kv)}
     if extends(backend):
         fns["onnxruntime/extend"] = lambda: backend.extend_context(ids[:, keep:], so, keep)
-    if fp32 is not None and fp32 is not backend:
-        s32 = fp32.encode_context(ids)
-        fns.update({"onnxruntime_fp32/encode": lambda: fp32.encode_context(ids),
-                    "onnxruntime_fp32/step": lambda: fp32.denoise_span(span, s32),
-                    "onnxruntime_fp32/ar_step": lambda: decoder.step(17, s32.kv)})
-        if extends(fp32):
-            fns["onnxruntime_fp32/extend"] = lambda: fp32.extend_context(ids[:, keep:], s32, keep)
+    if fp32 is not None and fp32[0] is not backend:
+        b32, d32 = fp32
+        s32 = b32.encode_context(ids)
+        fns.update({"onnxruntime_fp32/encode": lambda: b32.encode_context(ids),
+                    "onnxruntime_fp32/step": lambda: b32.denoise_span(span, s32),
+                    "onnxruntime_fp32/ar_step": lambda: d32.step(17, s32.kv)})
+        if extends(b32):
+            fns["onnxruntime_fp32/extend"] = lambda: b32.extend_context(ids[:, keep:], s32, keep)
     for threads in (1, 2):
         fns[f"{threads}/encode"] = on_torch(threads, lambda: tb.encode_context(ids))
         fns[f"{threads}/step"] = on_torch(threads, lambda: tb.denoise_span(span, st))
@@ -307,7 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"loading {args.model} (load average {load_start[0]:.2f})")
     engine = load_engine(str(args.model), backend="cpu", threads=args.threads)
     backend, tok = engine.model.backend, engine.model.tokenizer
-    decoder = OnnxStepDecoder(args.model, threads=args.threads)
+    # The autoregressive baseline runs on the same backend at the same precision as the sampler.
+    precision = getattr(backend, "precision", "fp32")
+    decoder = OnnxStepDecoder(args.model, threads=args.threads, precision=precision)
+    fp32, decoder32 = ((backend, decoder) if precision == "fp32" else
+                       (OnnxBackend(args.model, args.threads), OnnxStepDecoder(args.model, threads=args.threads)))
     contexts = {T: m.real_context(tok, T, seed=T) for T in args.contexts}
     requests = m.completion_requests(args.requests)
 
@@ -321,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     results["layer_costs"] = costs
     # Completions first: the engine's step-cost estimates are then those of a server that has
     # been answering requests, not only of its start-up warm-up, when it plans the steps below.
-    results["completion"] = engine_latency(engine, requests, "fp32")
+    results["completion"] = engine_latency(engine, requests, precision)
     results["engine_costs_after_requests"] = engine.costs.summary()
     results["context_reuse"] = context_reuse(backend, contexts, args.reps)
     results["typing"] = typing_latency(engine, m.typing_requests(args.typing_places, 12))
@@ -330,12 +335,11 @@ def main(argv: list[str] | None = None) -> int:
     results["steps_sweep_span32"] = steps_sweep(costs, 32, Tk) if 32 in args.spans else {}
 
     K = engine.plan_steps(32, Tk, costs[Tk]["encode_ms"]["p50"])[0]
-    fp32 = backend if getattr(backend, "precision", "fp32") == "fp32" else OnnxBackend(args.model, args.threads)
     if not args.skip_torch:
         results["ort_vs_torch"] = ort_vs_torch(args.model, backend, decoder, contexts[Tk], K, reps=args.reps,
-                                               fp32=fp32)
+                                               fp32=(fp32, decoder32))
     if not args.skip_int8 and (args.model / "encoder.int8.onnx").is_file():
-        int8, b8 = int8_vs_fp32(args.model, fp32, decoder, contexts[Tk], args.threads)
+        int8, b8 = int8_vs_fp32(args.model, fp32, decoder32, contexts[Tk], args.threads)
         costs8 = StepCostModel()
         costs8.warm_up(b8, batches=(1, 2))
         engine8 = CompletionEngine(LoadedModel(tok, b8, b8.info, args.model), CompletionSettings(), costs8)
@@ -371,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
         "shared encode to both. At its default the engine plans ceil(span / tokens_per_step) steps, fewer when the "
         "latency budget does not buy them: steps_sweep_span32 gives the ratio at other step counts. "
         "ort_vs_torch_speedup: encode + steps_planned denoising steps, PyTorch eager at its faster thread count, "
-        "ONNX Runtime as the server runs it (backend: int8 context graphs, fp32 steps on the CPU); "
+        "ONNX Runtime as the server runs it (backend: the int8 graphs on the CPU); "
         "_typing: the context continued after a keystroke instead of encoded (both runtimes); "
         "_fp32: ONNX Runtime with every graph in fp32, PyTorch's precision. "
         "typing: every keystroke of typing 12 characters at real places goes to the model (typed-ahead cache "

@@ -22,10 +22,10 @@ from runtime.tokenizer import Tokenizer
 log = logging.getLogger("quicksilver.runtime")
 
 # "tensorrt" is ONNX Runtime's TensorRT provider, "tensorrt-engine" the engines built by
-# `python -m export tensorrt`; "cpu" runs the context graphs in int8 when the model has them
-# (`python -m export quantize`), "cpu-int8" every graph in int8, "cpu-fp32" none.
+# `python -m export tensorrt`; "cpu" runs the int8 graphs of `python -m export quantize` when the
+# model has them (else fp32), "cpu-int8" and "cpu-fp32" ask for one precision.
 BACKENDS = ("auto", "onnxruntime", "cpu", "cpu-int8", "cpu-fp32", "cuda", "tensorrt", "tensorrt-engine", "torch")
-PRECISIONS = ("fp32", "int8", "int8-context")
+PRECISIONS = ("fp32", "int8")
 CPU, CUDA, TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 __all__ = ["BACKENDS", "BackendUnavailable", "LoadedModel", "choose_providers", "default_model_dir", "load_model"]
 
@@ -125,9 +125,9 @@ def split_backend(backend: str, precision: str | None) -> tuple[str, str | None]
         if precision not in (None, implied):
             raise ValueError(f"backend {backend!r} with precision {precision!r} contradict each other")
         return "cpu", implied
-    if precision in ("int8", "int8-context") and backend in ("cuda", "tensorrt", "tensorrt-engine", "torch"):
+    if precision == "int8" and backend in ("cuda", "tensorrt", "tensorrt-engine", "torch"):
         raise ValueError(f"int8 graphs run on the CPU only (dynamic quantization); not with backend {backend!r}")
-    if precision in ("int8", "int8-context") and backend == "auto":
+    if precision == "int8" and backend == "auto":
         return "cpu", precision
     if precision is None and backend not in ("auto", "cpu", "onnxruntime"):
         return backend, "fp32"
@@ -135,14 +135,14 @@ def split_backend(backend: str, precision: str | None) -> tuple[str, str | None]
 
 
 def _cpu_precision(model_dir: Path) -> tuple[str, str]:
-    """(precision, why) when none was asked for and the graphs run on the CPU: the context graphs
-    in int8 if the model has them. Measured on the bundled model (benchmarks/results): context
-    encode ~1.4x faster, HumanEval pass@1 within noise of fp32; the steps stay fp32 (no gain)."""
-    from runtime.onnx_backend import CONTEXT_GRAPHS, graph_file
+    """(precision, why) when none was asked for and the graphs run on the CPU: int8 if the model
+    has the graphs. Measured on the bundled model (benchmarks/results/speed.json, infill_*.json):
+    encode ~1.4x and a denoising step ~1.5x faster than fp32, HumanEval pass@1 within noise."""
+    from runtime.onnx_backend import DENOISER_FILE, ENCODER_FILE, graph_file
 
-    if all((model_dir / graph_file(g, "int8-context")).is_file() for g in CONTEXT_GRAPHS):
-        return "int8-context", "context graphs in int8, denoising steps in fp32"
-    return "fp32", "fp32 (no int8 context graphs in the model directory)"
+    if all((model_dir / graph_file(g, "int8")).is_file() for g in (ENCODER_FILE, DENOISER_FILE)):
+        return "int8", "int8 graphs (the CPU default when the model has them)"
+    return "fp32", "fp32 (no int8 graphs in the model directory)"
 
 
 def _load_engine_backend(model_dir: Path) -> DenoiserBackend:
@@ -188,8 +188,8 @@ def _load_onnx(model_dir: Path, backend: str, threads: int | None, precision: st
 def load_model(model_dir: Path | str | None = None, backend: str = "auto", threads: int | None = None,
                precision: str | None = None) -> LoadedModel:
     """Load tokenizer and network; raises ModelFileError naming any missing/corrupt file.
-    precision "int8" (or backend "cpu-int8") runs the int8 graphs on ONNX Runtime's CPU, "int8-context"
-    only the context graphs; left open, the CPU gets "int8-context" when the model has the graphs."""
+    precision "int8" (or backend "cpu-int8") runs the int8 graphs on ONNX Runtime's CPU; left open,
+    the CPU gets them when the model has them, fp32 otherwise."""
     backend, precision = split_backend(backend, precision)
     model_dir = Path(model_dir).expanduser() if model_dir is not None else default_model_dir()
     if not model_dir.is_dir():

@@ -2,10 +2,8 @@
 
 Runs the two exported graphs (`encoder.onnx`, `denoiser.onnx`, see export/onnx.py),
 in fp32 or as their int8 dynamically quantized variants (`encoder.int8.onnx`, ...,
-written by `python -m export quantize`), or mixed: "int8-context" runs the context
-graphs (encoder, extender) in int8 and the denoising steps in fp32. Encoding a
-context is hundreds of rows through every weight matrix, where int8 kernels pay off;
-a step is a few dozen rows, where quantizing activations costs what int8 saves. The context's keys/values stay a numpy
+written by `python -m export quantize`; the CPU default when present, see
+runtime/loader.py). The context's keys/values stay a numpy
 array between calls: on CPU that is the session's own memory format, so nothing
 is copied per denoising step.
 """
@@ -23,8 +21,7 @@ ENCODER_FILE = "encoder.onnx"
 DENOISER_FILE = "denoiser.onnx"
 DECODER_STEP_FILE = "decoder_step.onnx"
 EXTENDER_FILE = "extender.onnx"  # optional: models exported before it re-encode every context in full
-PRECISIONS = ("fp32", "int8", "int8-context")
-CONTEXT_GRAPHS = ("encoder.onnx", "extender.onnx")
+PRECISIONS = ("fp32", "int8")
 _PROVIDER_NAMES = {
     "CPUExecutionProvider": "onnxruntime-cpu",
     "CUDAExecutionProvider": "onnxruntime-cuda",
@@ -44,12 +41,10 @@ def cache_feeds(kv: np.ndarray, n_layer: int) -> dict[str, np.ndarray]:
 
 
 def graph_file(name: str, precision: str = "fp32") -> str:
-    """encoder.onnx -> encoder.int8.onnx for the quantized variant (for "int8-context", only the
-    context graphs)."""
+    """encoder.onnx -> encoder.int8.onnx for the quantized variant."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    int8 = precision == "int8" or (precision == "int8-context" and name in CONTEXT_GRAPHS)
-    return name.replace(".onnx", ".int8.onnx") if int8 else name
+    return name if precision == "fp32" else name.replace(".onnx", f".{precision}.onnx")
 
 
 def session_options(threads: int | None = None) -> Any:
@@ -130,7 +125,7 @@ class OnnxBackend:
         self.info = ModelInfo.from_file(model_dir / "config.json")
         opts = session_options(threads)
         ext_path = model_dir / graph_file(EXTENDER_FILE, precision)
-        # The graph files served, by role: with "int8-context" two precisions side by side.
+        # The graph files served, by role (what the log and the stats name).
         self.files = {"encoder": graph_file(ENCODER_FILE, precision), "denoiser": graph_file(DENOISER_FILE, precision),
                       **({"extender": ext_path.name} if ext_path.is_file() else {})}
         self.encoder = open_session(model_dir / graph_file(ENCODER_FILE, precision), opts,

@@ -24,7 +24,7 @@ def test_speed_benchmark_writes_results_and_plot(tmp_path):
     assert set(ovt["torch"]) == {"1", "2"} and ovt["torch_threads_compared"] in (1, 2)
     assert ovt["onnxruntime"]["encode"]["n"] == ovt["reps"] == 3
     # the server's default (int8 context graphs) and, beside it, ONNX Runtime at PyTorch's precision
-    assert r["backend"] == "onnxruntime-cpu-int8-context" and ovt["onnxruntime_precision"] == "int8-context"
+    assert r["backend"] == "onnxruntime-cpu-int8" and ovt["onnxruntime_precision"] == "int8"
     assert r["ort_vs_torch_speedup_fp32"] > 0 and ovt["onnxruntime_fp32"]["encode"]["n"] == 3
     assert set(r["diffusion_vs_ar"]) == {"64/8", "64/32", "128/8", "128/32"}
     head = r["diffusion_vs_ar"]["64/32"]  # no 512 context here: the first is the headline

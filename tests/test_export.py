@@ -189,7 +189,8 @@ def test_int8_variant_beside_fp32(exported, tmp_path):
     for name in ("encoder.int8.onnx", "denoiser.int8.onnx", "decoder_step.int8.onnx", "extender.int8.onnx",
                  INT8_DATA_FILE):
         assert (model_dir / name).is_file(), name
-    assert (model_dir / INT8_DATA_FILE).stat().st_size < 0.5 * (model_dir / DATA_FILE).stat().st_size
+    # smaller, though the embedding table stays fp32 (a lookup: nothing to gain from int8)
+    assert (model_dir / INT8_DATA_FILE).stat().st_size < 0.8 * (model_dir / DATA_FILE).stat().st_size
     parity = int8_parity(model_dir)
     assert parity["max_abs_logit_diff"] < 0.5 and parity["greedy_agreement"] >= 0.9
     backend = OnnxBackend(model_dir, threads=1, precision="int8")
@@ -198,16 +199,13 @@ def test_int8_variant_beside_fp32(exported, tmp_path):
     assert backend.denoise_span(np.zeros((1, 8), np.int64), state).shape == (1, 8, CFG.vocab_size)
     assert OnnxStepDecoder(model_dir, precision="int8").generate(state, 3).tokens
 
-    # Mixed: int8 context graphs, fp32 steps; what the CPU gets when nothing is asked for.
+    # What the CPU gets when nothing is asked for: the int8 graphs if the model has them.
     from runtime.loader import _load_onnx
 
-    mixed = _load_onnx(model_dir, "cpu", 1, None, "")
-    assert mixed.name == "onnxruntime-cpu-int8-context"
-    assert mixed.files == {"encoder": "encoder.int8.onnx", "denoiser": "denoiser.onnx", "extender": "extender.int8.onnx"}
-    ids = np.arange(1, 9, dtype=np.int64)[None]
-    span = np.zeros((1, 8), np.int64)
-    exact_steps = OnnxBackend(model_dir, threads=1, precision="fp32").denoise_span(span, mixed.encode_context(ids))
-    np.testing.assert_array_equal(mixed.denoise_span(span, mixed.encode_context(ids)), exact_steps)
+    chosen = _load_onnx(model_dir, "cpu", 1, None, "")
+    assert chosen.name == "onnxruntime-cpu-int8"
+    assert chosen.files == {"encoder": "encoder.int8.onnx", "denoiser": "denoiser.int8.onnx",
+                            "extender": "extender.int8.onnx"}
     assert _load_onnx(model_dir, "cpu", 1, "fp32", "").name == "onnxruntime-cpu"
     assert _load_onnx(out, "cpu", 1, None, "").name == "onnxruntime-cpu"  # no int8 graphs: fp32
 

@@ -145,8 +145,8 @@ async def test_accept_and_dismiss_are_counted_and_logged(client: LanguageClient)
     after = await stats(client)
     assert (after["accepted"], after["dismissed"]) == (before["accepted"] + 1, before["dismissed"] + 1)
     assert after["accepted_chars"] > before["accepted_chars"]
-    # what the editor's status bar shows: the CPU default, int8 context graphs and fp32 steps
-    assert after["backend"] == "onnxruntime-cpu-int8-context"
+    # what the editor's status bar shows: the CPU default, the bundled model's int8 graphs
+    assert after["backend"] == "onnxruntime-cpu-int8"
     await log_has(f"suggestion {accepted} accepted")
 
 

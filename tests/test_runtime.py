@@ -299,7 +299,6 @@ def test_backend_names_and_precision():
     assert split_backend("auto", None) == ("auto", None)  # chosen once the provider is known
     assert split_backend("cpu-fp32", None) == ("cpu", "fp32")
     assert split_backend("cuda", None) == ("cuda", "fp32")
-    assert split_backend("auto", "int8-context") == ("cpu", "int8-context")
     assert split_backend("tensorrt-engine", "fp32") == ("tensorrt-engine", "fp32")
     with pytest.raises(ValueError, match="CPU only"):
         split_backend("cuda", "int8")
