@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--skip-torch", action="store_true", help="no PyTorch eager comparison")
     p.add_argument("--skip-int8", action="store_true", help="no int8 comparison")
     p.add_argument("--int8-quality", type=Path, nargs=2, metavar=("FP32_JSON", "INT8_JSON"),
-                   help="results of `python -m benchmarks.infill` on --backend cpu and cpu-int8, to record "
+                   help="results of `python -m benchmarks.infill` on --backend cpu-fp32 and cpu-int8, to record "
                         "the HumanEval pass@1 change of the int8 graphs beside their speed")
     p.add_argument("--out", type=Path, default=RESULTS / "speed.json", help="results JSON (PNG beside it)")
     args = p.parse_args(argv)
