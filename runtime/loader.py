@@ -158,7 +158,8 @@ def _load_tokenizer(path: Path) -> Tokenizer:
         raise ModelFileError(str(exc)) from exc
 
 
-def _load_onnx(model_dir: Path, backend: str, threads: int | None, precision: str | None, engine_why: str) -> DenoiserBackend:
+def _load_onnx(model_dir: Path, backend: str, threads: int | None, precision: str | None,
+               engine_why: str) -> DenoiserBackend:
     """ONNX Runtime with the best provider available (see choose_providers); logs the one line."""
     try:
         import onnxruntime as ort
