@@ -210,6 +210,33 @@ def test_int8_variant_beside_fp32(exported, tmp_path):
     assert _load_onnx(out, "cpu", 1, None, "").name == "onnxruntime-cpu"  # no int8 graphs: fp32
 
 
+def test_head_as_matmul_keeps_every_graph_exact(exported):
+    """The output projection rewritten as a MatMul on the transposed embedding (so int8 takes it)
+    computes the same logits: every graph, fp32, through ONNX Runtime."""
+    import onnx
+    import onnxruntime as ort
+
+    from export.quantize import GRAPHS, head_as_matmul
+
+    _, out = exported
+    rng = np.random.default_rng(0)
+    ctx = rng.integers(0, CFG.vocab_size, (1, 9), dtype=np.int64)
+    kv = OnnxBackend(out, threads=1).encode_context(ctx).kv
+    past = {f"past_{kind}_{i}": kv[i, j] for i in range(CFG.n_layer) for j, kind in enumerate("kv")}
+    feeds = {"encoder.onnx": {"ids": ctx}, "extender.onnx": {"ids": ctx[:, :3], **past},
+             "denoiser.onnx": {"span_ids": rng.integers(0, CFG.vocab_size, (2, 5), dtype=np.int64), **past},
+             "decoder_step.onnx": {"ids": ctx[:, :1], **past}}
+    for name in GRAPHS:
+        model = onnx.load(str(out / name))
+        rewritten = head_as_matmul(onnx.load(str(out / name)))
+        inits = {t.name for t in rewritten.graph.initializer}
+        assert not [n for n in rewritten.graph.node if n.op_type == "Gemm"
+                    or (n.op_type == "Transpose" and n.input[0] in inits)], name
+        before, after = (ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+                         .run(None, feeds[name])[0] for m in (model, rewritten))
+        np.testing.assert_allclose(after, before, rtol=0, atol=1e-5, err_msg=name)
+
+
 def test_tensorrt_command_without_tensorrt_says_so(exported, capsys):
     import importlib.util
 
