@@ -225,6 +225,8 @@ def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: 
                     "onnxruntime_fp32/ar_step": lambda: d32.step(17, s32.kv)})
         if extends(b32):
             fns["onnxruntime_fp32/extend"] = lambda: b32.extend_context(ids[:, keep:], s32, keep)
+    if getattr(backend, "precision", "fp32") == "int8":  # PyTorch at the served precision too
+        fns.update(_torch_int8_calls(model_dir, ids, span, tok, keep, extends(backend), on_torch))
     for threads in (1, 2):
         fns[f"{threads}/encode"] = on_torch(threads, lambda: tb.encode_context(ids))
         fns[f"{threads}/step"] = on_torch(threads, lambda: tb.denoise_span(span, st))
@@ -248,6 +250,11 @@ def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: 
     if "extend" in ort_t:  # a completion while typing: the context continued, then the same steps
         out["speedup"]["completion_typing"] = round(
             completion_ms(out["torch"][best], "extend") / completion_ms(ort_t, "extend"), 3)
+    torch8 = {op: t[f"torch_int8/{op}"] for op in ops if f"torch_int8/{op}" in t}
+    if torch8:  # the same threads as the PyTorch fp32 row compared
+        out["torch_int8"] = torch8
+        out["speedup_vs_torch_int8"] = {op: round(torch8[op]["p50"] / ort_t[op]["p50"], 3) for op in torch8}
+        out["speedup_vs_torch_int8"]["completion"] = round(completion_ms(torch8) / completion_ms(ort_t), 3)
     fp32_t = {op: t[f"onnxruntime_fp32/{op}"] for op in ops if f"onnxruntime_fp32/{op}" in t}
     if fp32_t:
         out["onnxruntime_precision"] = getattr(backend, "precision", "fp32")
@@ -259,6 +266,33 @@ def ort_vs_torch(model_dir: Path, backend, decoder, ids: np.ndarray, K: int, S: 
             out["speedup_fp32"]["completion_typing"] = round(
                 completion_ms(tb_best, "extend") / completion_ms(fp32_t, "extend"), 3)
     return out
+
+
+def _torch_int8_calls(model_dir: Path, ids: np.ndarray, span: np.ndarray, tok, keep: int, extend: bool,
+                      on_torch) -> dict:
+    """PyTorch eager with its own dynamic int8 quantization of every nn.Linear (qkv, projection,
+    MLP; the tied output projection stays fp32), at 2 threads: the int8 comparison at equal precision.
+    torch.ao.quantization is deprecated for torchao (not a dependency here) but still ships: its
+    warnings are silenced."""
+    import warnings
+
+    import torch
+
+    from runtime.torch_backend import TorchBackend
+
+    t8 = TorchBackend(model_dir / "model.safetensors")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from torch.ao.quantization import quantize_dynamic
+
+        t8.model = quantize_dynamic(t8.model, {torch.nn.Linear}, dtype=torch.qint8)
+    s8 = on_torch(2, lambda: t8.encode_context(ids))()
+    fns = {"torch_int8/encode": on_torch(2, lambda: t8.encode_context(ids)),
+           "torch_int8/step": on_torch(2, lambda: t8.denoise_span(span, s8)),
+           "torch_int8/ar_step": on_torch(2, lambda: t8.model.decode_step(tok, s8.kv))}
+    if extend:
+        fns["torch_int8/extend"] = on_torch(2, lambda: t8.extend_context(ids[:, keep:], s8, keep))
+    return fns
 
 
 def int8_vs_fp32(model_dir: Path, backend, decoder, ids: np.ndarray, threads, S: int = 32) -> tuple[dict, object]:
@@ -356,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
         "ort_vs_torch_speedup": results.get("ort_vs_torch", {}).get("speedup", {}).get("completion"),
         "ort_vs_torch_speedup_typing": results.get("ort_vs_torch", {}).get("speedup", {}).get("completion_typing"),
         "ort_vs_torch_speedup_fp32": results.get("ort_vs_torch", {}).get("speedup_fp32", {}).get("completion"),
+        "ort_vs_torch_int8_speedup": results.get("ort_vs_torch", {}).get("speedup_vs_torch_int8", {}).get(
+            "completion"),
         "single_line_latency_p50_ms": results["completion"]["latency_ms"]["p50"],
         "single_line_latency_p95_ms": results["completion"]["latency_ms"]["p95"],
         "typing_latency_p50_ms": results["typing"]["reuse"]["latency_ms"]["p50"],
@@ -377,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
         "ort_vs_torch_speedup: encode + steps_planned denoising steps, PyTorch eager at its faster thread count, "
         "ONNX Runtime as the server runs it (backend: the int8 graphs on the CPU); "
         "_typing: the context continued after a keystroke instead of encoded (both runtimes); "
-        "_fp32: ONNX Runtime with every graph in fp32, PyTorch's precision. "
+        "_fp32: ONNX Runtime with every graph in fp32, PyTorch's precision; ort_vs_torch.speedup_vs_torch_int8: "
+        "the served int8 graphs against PyTorch eager with its own dynamic int8 quantization (2 threads). "
         "typing: every keystroke of typing 12 characters at real places goes to the model (typed-ahead cache "
         "cleared), with the last context's cache continued (context_reuse) or every context encoded in full.")
     results["date"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -26,6 +26,7 @@ def test_speed_benchmark_writes_results_and_plot(tmp_path):
     # the server's default (int8 context graphs) and, beside it, ONNX Runtime at PyTorch's precision
     assert r["backend"] == "onnxruntime-cpu-int8" and ovt["onnxruntime_precision"] == "int8"
     assert r["ort_vs_torch_speedup_fp32"] > 0 and ovt["onnxruntime_fp32"]["encode"]["n"] == 3
+    assert r["ort_vs_torch_int8_speedup"] > 0 and ovt["torch_int8"]["step"]["n"] == 3  # PyTorch's own int8
     assert set(r["diffusion_vs_ar"]) == {"64/8", "64/32", "128/8", "128/32"}
     head = r["diffusion_vs_ar"]["64/32"]  # no 512 context here: the first is the headline
     assert r["diffusion_vs_ar_context"] == 64 and head["steps_taken"] <= head["steps_planned"]
