@@ -29,8 +29,9 @@ class CompletionSettings:
     steps: int | None = None  # denoising steps; None chooses them from the budget
     min_confidence: float = 0.9  # commit every masked token above this in a step
     # Parallel decoding, the point of diffusion: at most ceil(span / tokens_per_step) steps, so a 32-token
-    # span takes 4 steps (on this CPU ~3.4x the tokens/s of autoregressive decoding; measured pass@1 at
-    # 1/2/4/8 steps is within noise of one token per step). The budget may cut further; 1 = one per token.
+    # span takes 4 steps (tokens/s against autoregressive decoding: diffusion_vs_ar_speedup_span32 in
+    # benchmarks/results/speed.json; HumanEval pass@1 in infill.json: 1 step is clearly worse, 2/4/8 within
+    # noise of each other). The budget may cut further; 1 = one per token.
     tokens_per_step: float = 8.0
     span_candidates: int = 2  # span lengths denoised together in one batch (1: only the preferred one)
     reject_parse_errors: bool = True  # drop a completion that adds tree-sitter errors
