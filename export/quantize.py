@@ -68,7 +68,8 @@ def head_as_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
     for node in graph.node:
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         const = len(node.input) > 1 and node.input[1] in inits and len(inits[node.input[1]].dims) == 2
-        if node.op_type == "Transpose" and node.input[0] in inits and len(inits[node.input[0]].dims) == 2:
+        if (node.op_type == "Transpose" and node.input[0] in inits and len(inits[node.input[0]].dims) == 2
+                and list(attrs.get("perm", [1, 0])) == [1, 0]):
             rename = {node.output[0]: weight_t(node.input[0])}
             for other in graph.node:  # consumers read the transposed initializer instead
                 for i, name in enumerate(other.input):

@@ -136,8 +136,8 @@ def split_backend(backend: str, precision: str | None) -> tuple[str, str | None]
 
 def _cpu_precision(model_dir: Path) -> tuple[str, str]:
     """(precision, why) when none was asked for and the graphs run on the CPU: int8 if the model
-    has the graphs. Measured on the bundled model (benchmarks/results/speed.json, infill_*.json):
-    encode ~1.4x and a denoising step ~1.5x faster than fp32, HumanEval pass@1 within noise."""
+    has the graphs: on the bundled model faster than fp32 at every call with HumanEval pass@1 within
+    noise (benchmarks/results/speed.json, `int8`; infill.json against infill_fp32.json)."""
     from runtime.onnx_backend import DENOISER_FILE, ENCODER_FILE, graph_file
 
     if all((model_dir / graph_file(g, "int8")).is_file() for g in (ENCODER_FILE, DENOISER_FILE)):

@@ -125,7 +125,7 @@ class OnnxBackend:
         self.info = ModelInfo.from_file(model_dir / "config.json")
         opts = session_options(threads)
         ext_path = model_dir / graph_file(EXTENDER_FILE, precision)
-        # The graph files served, by role (what the log and the stats name).
+        # The graph files served, by role: which precision each role runs is visible (and tested).
         self.files = {"encoder": graph_file(ENCODER_FILE, precision), "denoiser": graph_file(DENOISER_FILE, precision),
                       **({"extender": ext_path.name} if ext_path.is_file() else {})}
         self.encoder = open_session(model_dir / graph_file(ENCODER_FILE, precision), opts,
