@@ -94,7 +94,7 @@ def scores_section(infill: dict | None, speed: dict | None) -> list[str]:
         lines += ["No infill benchmark results yet (`python -m benchmarks.infill`).", ""]
     if speed:
         keys = ("diffusion_vs_ar_speedup_span32", "ort_vs_torch_speedup", "ort_vs_torch_speedup_typing",
-                "ort_vs_torch_speedup_fp32",
+                "ort_vs_torch_speedup_fp32", "ort_vs_torch_int8_speedup",
                 "single_line_latency_p50_ms", "typing_latency_p50_ms", "typing_latency_p50_ms_without_reuse")
         lines += ["Speed (`benchmarks/results/speed.json`): "
                   + ", ".join(f"{k} = {speed[k]:.2f}" for k in keys if isinstance(speed.get(k), (int, float)))
