@@ -73,11 +73,29 @@ def test_extend_rejects_keeping_more_than_is_cached(onnx_backend):
         onnx_backend.extend_context(np.array([[5]]), state, 21)
 
 
+def test_int8_continued_context_is_as_close_as_int8_itself():
+    """The int8 graphs quantize activations with scales measured per call, so a continued
+    context is not bit-identical to a full int8 encode (the fp32 graphs' is, above); it must
+    stay within the distance int8 already has from fp32: a broken continuation (wrong
+    positions, a stale cache) is off by far more."""
+    if not (MODEL / "extender.int8.onnx").is_file():
+        pytest.skip("bundled model has no int8 graphs")
+    int8, fp32 = OnnxBackend(MODEL, threads=1, precision="int8"), OnnxBackend(MODEL, threads=1)
+    ids = np.random.default_rng(1).integers(10, 8000, (1, 300), dtype=np.int64)
+    full = int8.encode_context(ids)
+    continued = int8.extend_context(ids[:, 220:], int8.encode_context(ids[:, :220]), 220)
+    noise = np.abs(full.kv - fp32.encode_context(ids).kv).max()
+    assert np.abs(continued.kv - full.kv).max() <= 2 * noise
+    broken = int8.extend_context(ids[:, 221:], int8.encode_context(ids[:, :220]), 220)  # one token lost
+    assert np.abs(broken.kv[..., 221:, :] - full.kv[..., 222:, :]).max() > 2 * noise
+
+
 def test_engine_reuses_the_context_while_typing_and_answers_the_same():
     """Type a loop body character by character: the engine that reuses the cache answers each
-    keystroke exactly as one that encodes every context from scratch."""
+    keystroke exactly as one that encodes every context from scratch (fp32 graphs: the int8
+    ones are only as close as the test above asks)."""
     settings = CompletionSettings(latency_budget_ms=0, span_candidates=1, span_len=8, steps=2)
-    model = load_model(str(MODEL), backend="cpu", threads=1)
+    model = load_model(str(MODEL), backend="cpu-fp32", threads=1)
     reusing = CompletionEngine(model, settings, StepCostModel())
     fresh = CompletionEngine(model, settings, StepCostModel(), contexts=ContextReuse(min_keep=10**9))
     reused = []
