@@ -124,14 +124,13 @@ class OnnxBackend:
         self.precision = precision
         self.info = ModelInfo.from_file(model_dir / "config.json")
         opts = session_options(threads)
-        ext_path = model_dir / graph_file(EXTENDER_FILE, precision)
+        enc_path, den_path, ext_path = (model_dir / graph_file(g, precision)
+                                        for g in (ENCODER_FILE, DENOISER_FILE, EXTENDER_FILE))
         # The graph files served, by role: which precision each role runs is visible (and tested).
-        self.files = {"encoder": graph_file(ENCODER_FILE, precision), "denoiser": graph_file(DENOISER_FILE, precision),
+        self.files = {"encoder": enc_path.name, "denoiser": den_path.name,
                       **({"extender": ext_path.name} if ext_path.is_file() else {})}
-        self.encoder = open_session(model_dir / graph_file(ENCODER_FILE, precision), opts,
-                                    providers_for(providers, "encoder", self.info))
-        self.denoiser = open_session(model_dir / graph_file(DENOISER_FILE, precision), opts,
-                                     providers_for(providers, "denoiser", self.info))
+        self.encoder = open_session(enc_path, opts, providers_for(providers, "encoder", self.info))
+        self.denoiser = open_session(den_path, opts, providers_for(providers, "denoiser", self.info))
         self.extender = (open_session(ext_path, opts, providers_for(providers, "extender", self.info))
                          if ext_path.is_file() else None)
         self.extends = self.extender is not None
@@ -139,10 +138,10 @@ class OnnxBackend:
         self.name = _PROVIDER_NAMES.get(self.providers[0], f"onnxruntime-{self.providers[0]}")
         if precision != "fp32":
             self.name += f"-{precision}"
-        check_signature(self.encoder, model_dir / graph_file(ENCODER_FILE, precision), ["ids"], ["first_logits", "kv"])
+        check_signature(self.encoder, enc_path, ["ids"], ["first_logits", "kv"])
         # Graphs exported before the per-layer cache inputs take the whole cache as "kv": still served.
         self.per_layer = [i.name for i in self.denoiser.get_inputs()] != ["span_ids", "kv"]
-        check_signature(self.denoiser, model_dir / graph_file(DENOISER_FILE, precision),
+        check_signature(self.denoiser, den_path,
                         ["span_ids", *cache_names(self.info.n_layer)] if self.per_layer else ["span_ids", "kv"],
                         ["logits"])
         if self.extender is not None:
