@@ -28,11 +28,14 @@ class CompletionSettings:
     span_len: int | None = None  # tokens in the hole; None lets the engine choose
     steps: int | None = None  # denoising steps; None chooses them from the budget
     min_confidence: float = 0.9  # commit every masked token above this in a step
-    # Parallel decoding, the point of diffusion: at most ceil(span / tokens_per_step) steps, so a 32-token
-    # span takes 4 steps (tokens/s against autoregressive decoding: diffusion_vs_ar_speedup_span32 in
-    # benchmarks/results/speed.json; HumanEval pass@1 in infill.json: 1 step is clearly worse, 2/4/8 within
-    # noise of each other). The budget may cut further; 1 = one per token.
+    # Parallel decoding, the point of diffusion: a span of N tokens takes max(min_steps, ceil(N / tokens_per_step))
+    # steps, so a 32-token span takes 4 (tokens/s against autoregressive decoding: diffusion_vs_ar_speedup_span32
+    # in benchmarks/results/speed.json) and a single line of 8-16 tokens takes 4 too. Short spans get the floor
+    # because their steps are cheap and quality needs them: on HumanEval (infill.json) 2 steps leave 57% of
+    # the holes empty (parallel commits that break the line, dropped by the parse check), 4 steps 34%, and
+    # pass@1 goes 0.0445 -> 0.0513. The budget may cut further; tokens_per_step 1 = one per token.
     tokens_per_step: float = 8.0
+    min_steps: int = 4
     span_candidates: int = 2  # span lengths denoised together in one batch (1: only the preferred one)
     reject_parse_errors: bool = True  # drop a completion that adds tree-sitter errors
     indent_from_context: bool = True  # at column 0 of a blank line, indent as the lines around it allow

@@ -58,13 +58,14 @@ class CompletionEngine:
         return self.model.backend.name
 
     def plan_steps(self, span_len: int, ctx_tokens: int, elapsed_ms: float, batch: int = 1) -> tuple[int, float | None]:
-        """(steps, confidence threshold). Fixed steps if set; otherwise at most
-        ceil(span_len / tokens_per_step), and no more than the remaining budget buys.
+        """(steps, confidence threshold). Fixed steps if set; otherwise
+        max(min_steps, ceil(span_len / tokens_per_step)), no more than the remaining budget buys
+        and no more than span_len.
         One token per step (the autoregressive order) needs no threshold."""
         s = self.settings
         if s.steps:
             return min(s.steps, span_len), s.min_confidence
-        steps = max(1, math.ceil(span_len / max(1.0, s.tokens_per_step)))
+        steps = max(1, s.min_steps, math.ceil(span_len / max(1.0, s.tokens_per_step)))
         if s.latency_budget_ms and s.latency_budget_ms > 0:
             remaining = s.latency_budget_ms - elapsed_ms
             steps = min(steps, self.costs.steps_within(remaining, ctx_tokens, span_len, batch=batch))

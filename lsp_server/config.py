@@ -64,6 +64,7 @@ OPTIONS = {
     "latencyBudgetMs": (_positive_number, "settings.latency_budget_ms"),
     "maxLines": (_positive_int, "settings.max_lines"),
     "tokensPerStep": (lambda v: _positive_number(v) and v >= 1, "settings.tokens_per_step"),
+    "minSteps": (_positive_int, "settings.min_steps"),
     "indentFromContext": (_bool, "settings.indent_from_context"),
     "enabledLanguages": (_string_list, "settings.enabled_languages"),
     "backend": (_backend, "backend"),

@@ -14,10 +14,11 @@ def test_initialization_options_apply_and_warn():
     config, warnings = apply_initialization_options(ServerConfig(), {
         "latencyBudgetMs": 80, "maxLines": 3, "enabledLanguages": ["python"], "backend": "torch",
         "modelPath": "/m", "logLevel": "DEBUG", "threads": 1, "debounceMs": 0, "completeAfterDeletion": True,
-        "backgroundRefinement": False, "maxLInes": 2, "steps": 4, "tokensPerStep": 4,
+        "backgroundRefinement": False, "maxLInes": 2, "steps": 4, "tokensPerStep": 4, "minSteps": 2,
         "indentFromContext": False,
     })
-    assert config.settings.tokens_per_step == 4 and not config.settings.indent_from_context
+    assert config.settings.tokens_per_step == 4 and config.settings.min_steps == 2
+    assert not config.settings.indent_from_context
     assert config.settings.latency_budget_ms == 80 and config.settings.max_lines == 3
     assert config.settings.enabled_languages == ["python"]
     assert (config.backend, config.model_dir, config.log_level, config.threads) == ("torch", "/m", "debug", 1)
@@ -31,8 +32,8 @@ def test_bad_options_keep_the_current_values():
                                                            "enabledLanguages": "python", "logLevel": "loud",
                                                            "backend": "gpu-please", "debounceMs": -5,
                                                            "completeAfterDeletion": "yes", "tokensPerStep": 0.5,
-                                                           "indentFromContext": "no"})
-    assert config == base and len(warnings) == 9
+                                                           "minSteps": 0, "indentFromContext": "no"})
+    assert config == base and len(warnings) == 10
     assert apply_initialization_options(base, None) == (base, [])
     assert apply_initialization_options(base, [1])[1]
 

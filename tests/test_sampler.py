@@ -124,17 +124,19 @@ def test_no_deadline_takes_one_token_per_step():
 
 
 def test_default_commits_several_tokens_per_step():
-    """Parallel decoding by default: a 16-token span in ceil(16 / 8) = 2 steps, even with a budget
-    that buys more and a threshold nothing reaches; halving tokens_per_step doubles the steps."""
-    backend = TargetBackend(list(range(10, 26)))
+    """Parallel decoding by default: a 32-token span in ceil(32 / 8) = 4 steps and a 16-token one in the
+    floor of min_steps = 4, even with a budget that buys more and a threshold nothing reaches; halving
+    tokens_per_step doubles the steps of the long span, min_steps=1 leaves the short one ceil(16 / 8) = 2."""
+    backend = TargetBackend(list(range(10, 42)))
     req = CompletionRequest(text="x = 1\ny = ", line=1, column=4)
-    assert _engine(backend, latency_budget_ms=0, span_len=16, min_confidence=1.1).complete(req).steps == 2
-    assert _engine(backend, latency_budget_ms=0, span_len=16, min_confidence=1.1,
-                   tokens_per_step=4).complete(req).steps == 4
-    roomy = _engine(backend, latency_budget_ms=10_000, span_len=16, min_confidence=1.1)
+    steps = [_engine(backend, latency_budget_ms=0, span_len=span, min_confidence=1.1, **extra).complete(req).steps
+             for span, extra in ((32, {}), (16, {}), (32, {"tokens_per_step": 4}), (16, {"min_steps": 1}),
+                                 (3, {}))]
+    assert steps == [4, 4, 8, 2, 3]  # never more steps than tokens
+    roomy = _engine(backend, latency_budget_ms=10_000, span_len=32, min_confidence=1.1)
     roomy.costs.warm_up(backend)
     result = roomy.complete(req)
-    assert result.steps == 2 and result.text == FakeTokenizer().decode(list(range(10, 26)))
+    assert result.steps == 4 and result.text == FakeTokenizer().decode(list(range(10, 42)))
 
 
 def test_two_span_lengths_share_one_batch_with_eos_forced_on_the_shorter():
