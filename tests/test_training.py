@@ -17,6 +17,7 @@ from runtime.tokenizer import Tokenizer  # noqa: E402
 from training import data  # noqa: E402
 from training.corpus import CorpusConfig, build_corpus, looks_generated  # noqa: E402
 from training.tokenizer import train_tokenizer  # noqa: E402
+from training.train import TrainConfig, lr_at  # noqa: E402
 from training.train import main as train_main  # noqa: E402
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
@@ -114,6 +115,20 @@ def test_two_stages_train_resume_and_save(tiny, tmp_path):
     train_main(["--stage", "diffusion", "--out", str(diff), "--max-steps", "4", *common])
     _, meta3 = load_checkpoint(diff / "last.safetensors")
     assert meta3["step"] == 4 and meta3["init"]["stage"] == "ar"
+    # a cool-down ends the run at its last step, with the rate falling to zero on the way
+    train_main(["--stage", "diffusion", "--out", str(diff), "--cooldown", "5", "8", *common])
+    _, meta4 = load_checkpoint(diff / "last.safetensors")
+    rates = [r["lr"] for r in map(json.loads, open(diff / "log.jsonl")) if r["step"] > 4]
+    assert meta4["step"] == 8 and rates[1:] == sorted(rates[1:], reverse=True) and rates[-1] > 0
+
+
+def test_cooldown_takes_the_rate_linearly_to_zero():
+    plain = TrainConfig(lr=1e-3, warmup=10)
+    cool = TrainConfig(lr=1e-3, warmup=10, cooldown=(100, 200))
+    assert [lr_at(s, cool) for s in (0, 50, 99)] == [lr_at(s, plain) for s in (0, 50, 99)]
+    at_start = lr_at(99, plain)
+    assert lr_at(100, cool) == pytest.approx(at_start) and lr_at(150, cool) == pytest.approx(at_start / 2)
+    assert lr_at(199, cool) == pytest.approx(at_start / 100) and lr_at(200, cool) == 0.0
 
 
 def test_changed_validation_split_starts_best_over(tiny, tmp_path):

@@ -17,7 +17,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +44,17 @@ class TrainConfig:
     eval_batches: int = 8
     save_every: int = 50
     seed: int = 1234
+    cooldown: tuple[int, int] | None = None  # (start, end) steps: lr falls linearly to 0, training ends
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then inverse-square-root decay: no horizon, so runs can go on."""
+    """Linear warm-up, then inverse-square-root decay: no horizon, so runs can go on. A cool-down
+    (start, end) then takes the rate from its value at `start` linearly to zero at `end`, as
+    warmup-stable-decay schedules end: the annealed weights are the ones to ship, and a later run
+    can resume from them with the plain schedule."""
+    if cfg.cooldown is not None and step >= cfg.cooldown[0]:
+        start, end = cfg.cooldown
+        return lr_at(start - 1, replace(cfg, cooldown=None)) * max(0.0, (end - step) / (end - start))
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     return cfg.lr * math.sqrt(cfg.warmup / (step + 1))
@@ -145,7 +152,8 @@ def load_optimizer(model, opt, path: Path, step: int) -> None:
 def train(args) -> None:
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(stage=args.stage, batch=args.batch, seq_len=args.seq_len, lr=args.lr,
-                      eval_every=args.eval_every, save_every=args.save_every)
+                      eval_every=args.eval_every, save_every=args.save_every,
+                      cooldown=tuple(args.cooldown) if args.cooldown else None)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer.from_file(args.tokenizer)
@@ -188,7 +196,8 @@ def train(args) -> None:
     log = open(out / "log.jsonl", "a")
     deadline = time.time() + args.max_hours * 3600 if args.max_hours else None
     t_last, tokens_last = time.time(), state["tokens"]
-    while args.max_steps is None or state["step"] < args.max_steps:
+    last_step = min(x for x in (args.max_steps, cfg.cooldown and cfg.cooldown[1], math.inf) if x is not None)
+    while state["step"] < last_step:
         step = state["step"]
         rng = random.Random(cfg.seed * 1_000_003 + step)  # deterministic per step, so resumes repeat nothing
         for group in opt.param_groups:
@@ -249,10 +258,15 @@ def main(argv: list[str] | None = None) -> None:
                    help="run the loss through torch.compile (needs a C++ compiler; ~15%% faster steps)")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-hours", type=float, default=None)
+    p.add_argument("--cooldown", type=int, nargs=2, metavar=("START", "END"),
+                   help="from step START the learning rate falls linearly to 0 at step END, where training stops")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--snapshots", action="store_true", help="keep a copy of the weights at every evaluation")
-    train(p.parse_args(argv))
+    args = p.parse_args(argv)
+    if args.cooldown and not 0 < args.cooldown[0] < args.cooldown[1]:
+        p.error(f"--cooldown START END needs 0 < START < END, got {args.cooldown[0]} {args.cooldown[1]}")
+    train(args)
 
 
 if __name__ == "__main__":
