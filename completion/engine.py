@@ -22,10 +22,11 @@ from dataclasses import asdict, replace
 
 from completion import languages
 from completion.api import Completion, CompletionRequest, CompletionSettings
+from completion.blocks import breaks_blocks
 from completion.cache import CompletionCache
 from completion.context import Context, build_context, cursor_offset
 from completion.context_reuse import ContextReuse
-from completion.hole import HolePlan, classify, plan_hole
+from completion.hole import HoleKind, HolePlan, classify, in_brackets, plan_hole
 from completion.indent import first_token_limit
 from completion.mask import context_ids
 from completion.postprocess import cut_at_eos, postprocess
@@ -36,6 +37,9 @@ from runtime.loader import LoadedModel, load_model
 
 log = logging.getLogger("quicksilver.completion")
 
+# Holes whose line the block rule checks: a whole line or the end of one (not mid-line fills, comments, strings).
+BLOCK_CHECKED_HOLES = (HoleKind.EMPTY_LINE, HoleKind.EMPTY_BLOCK, HoleKind.END_OF_LINE)
+BLOCK_LOOKAHEAD_CHARS = 8_000  # enough to reach the next line of code past blank and comment lines
 PAIR_MIN_STEPS = 2  # two span lengths share a batch only when the budget buys at least this many steps
 
 
@@ -120,7 +124,7 @@ class CompletionEngine:
         else:
             self.costs.observe_encode(ids.shape[1], (time.perf_counter() - t_enc) * 1000)
         lengths, steps, threshold = self.plan_candidates(plan, ids.shape[1], (time.perf_counter() - t0) * 1000)
-        keeps_parse = self.parse_check(view, offset) if s.reject_parse_errors else None
+        keeps_parse = self.parse_check(view, offset, request.text, plan.kind) if s.reject_parse_errors else None
         first_allowed = self.indentation(ctx, plan, request.language)
 
         result = None
@@ -159,16 +163,27 @@ class CompletionEngine:
             return None
         return first_token_limit(ctx, plan.kind, language, self.model.tokenizer)
 
-    def parse_check(self, view: SyntaxView | None, offset: int) -> Callable[[str], bool | None] | None:
-        """A function telling whether inserting a text at the cursor keeps the parse no worse."""
+    def parse_check(self, view: SyntaxView | None, offset: int, text: str = "",
+                    kind: HoleKind | None = None) -> Callable[[str], bool | None] | None:
+        """A function telling whether inserting a text at the cursor keeps the parse no worse, and,
+        in indentation-based languages, does not put a plain statement before a deeper line
+        (completion/blocks.py: tree-sitter does not see that mistake)."""
         if view is None:
             return None
         parser = self.syntax.parser(view.language)
         before = view.errors()
+        spec = languages.grammar(view.language)
+        check_blocks = (spec is not None and not spec.brace_blocks and kind in BLOCK_CHECKED_HOLES
+                        and not in_brackets(view, offset))
+        line_prefix = text[text.rfind("\n", 0, offset) + 1:offset]
+        after = text[offset:offset + BLOCK_LOOKAHEAD_CHARS]
 
-        def keeps_parse(text: str) -> bool | None:
+        def keeps_parse(insert: str) -> bool | None:
+            if check_blocks and breaks_blocks(line_prefix, insert, after):
+                return False
             try:
-                return view.errors_with_insertion(offset, text, parser).no_worse_than(before, len(text.encode("utf-8")))
+                return view.errors_with_insertion(offset, insert, parser).no_worse_than(
+                    before, len(insert.encode("utf-8")))
             except Exception as exc:  # unchecked rather than lost
                 log.warning("parse check failed for %s: %s", view.language, exc)
                 return None

@@ -84,6 +84,18 @@ def in_string(view: SyntaxView, offset: int) -> bool:
     return False
 
 
+def in_brackets(view: SyntaxView, offset: int) -> bool:
+    """Whether the cursor is inside (...), [...] or {...}, where lines continue at any indentation;
+    also True inside a parse error, where nobody can tell."""
+    b = view.byte_of(offset)
+    for node in _enclosing(view, b):
+        if node.type == "ERROR":
+            return True
+        if node.start_byte < b < node.end_byte and view.data[node.start_byte:node.start_byte + 1] in (b"(", b"[", b"{"):
+            return True
+    return False
+
+
 def _quote_open(line_prefix: str, quotes: str = "\"'`") -> bool:
     """An unescaped quote before the cursor on its line that is not closed again."""
     quote = None

@@ -96,6 +96,17 @@ def test_parse_validity_beats_confidence_between_two_span_lengths():
     assert result.text == "x + 1" and result.span_len == 8 and result.parse_ok is True
 
 
+def test_a_statement_before_an_indented_body_is_rejected():
+    """tree-sitter accepts `x = 1` on the emptied header line of an indented body; CPython does not
+    (unexpected indent), and neither does the engine. Before a line that is not deeper it stays."""
+    backend = ScriptBackend(long=("x = 1", 8.0))
+    header = CompletionRequest("def f(x):\n    \n        return x\n", 1, 4, "python")
+    result = make_engine(backend, latency_budget_ms=0, span_len=8).complete(header)
+    assert result.text == "" and result.candidate_text == "x = 1" and result.parse_ok is False
+    flat = CompletionRequest("def f(x):\n    \n    return x\n", 1, 4, "python")
+    assert make_engine(backend, latency_budget_ms=0, span_len=8).complete(flat).text == "x = 1"
+
+
 def test_more_confident_candidate_wins_when_both_parse():
     backend = ScriptBackend(long=("x + 2", 8.0), short=("x + 1", 2.0))
     result = make_engine(backend, latency_budget_ms=0).complete(AT_RETURN)
