@@ -1,20 +1,23 @@
-"""Indentation structure of Python: a line followed by a deeper-indented one must open a block.
+"""Python lines CPython would refuse though tree-sitter parses them; the engine drops them.
 
-tree-sitter-python reads a stray indent as a nested block without an ERROR node, so the
-parse check lets `return False` through in front of an indented body, and CPython then
-refuses the whole file (IndentationError: unexpected indent). On HumanEval's single-line
-holes that was 152 of the engine's 686 non-empty answers: a block header was needed and a
-plain statement was written. This rule rejects such a line; the engine then keeps its
-other candidate, or nothing.
+- A plain statement followed by a deeper-indented line (IndentationError: unexpected
+  indent): tree-sitter-python reads the stray indent as a nested block without an ERROR
+  node. On HumanEval's single-line holes that was 152 of the engine's 686 non-empty
+  answers: a block header was needed and a plain statement was written.
+- A line that does not compile on its own (`x =`, `current_string.`, `return = []`):
+  tree-sitter's error recovery can absorb a short broken line into the error the empty
+  hole already had, so the "no worse" parse check lets it through.
 
-Only the one mistake that is an error whatever comes later is checked. A header (`if x:`)
-before a line that is not deeper is not rejected: the user may be about to write its body.
+The engine then keeps its other candidate, or nothing. Only mistakes that are errors
+whatever the user types next are checked: a header (`if x:`) before a line that is not
+deeper stays, since the user may be about to write its body.
 """
 
 from __future__ import annotations
 
 import io
 import tokenize
+import warnings
 
 _OPEN, _CLOSE = "([{", ")]}"
 
@@ -59,6 +62,46 @@ def line_kind(line: str) -> str:
     return "opens" if last is not None and last.type == tokenize.OP and last.string == ":" else "simple"
 
 
+# Lines that need more than the line itself to compile: a decorator needs its def, `nonlocal` a binding
+# in an outer function, a future import the top of the file, `case` its match and `match` its cases;
+# they are not checked.
+_NOT_ALONE = ("@", "nonlocal ", "from __future__", "case ")
+_NOT_ALONE_HEADERS = ("match",)
+# Clauses that continue an earlier statement: compiled after a statement they may follow.
+_CONTINUES = {"else": "if 1:\n    pass\n", "elif": "if 1:\n    pass\n", "except": "try:\n    pass\n",
+              "finally": "try:\n    pass\n"}
+
+
+def compiles_alone(line: str) -> bool:
+    """Whether one logical line is valid Python by itself: inside a function and a loop (so
+    `return`, `yield`, `break` are fine; `async def` when it awaits), with a body if it opens a
+    block, after an `if`/`try` if it is an `else`/`except` clause. True when that cannot be told."""
+    code = line.strip()
+    kind = line_kind(code)
+    if kind in ("continues", "unknown") or not code or code.startswith("#") or code.startswith(_NOT_ALONE):
+        return True
+    first = code.replace(":", " ").replace("(", " ").split()[0]
+    if kind == "opens" and first in _NOT_ALONE_HEADERS:
+        return True
+    source = _CONTINUES.get(first, "") + code + ("\n    pass\n" if kind == "opens" else "\n")
+    if first == "try":
+        source += "finally:\n    pass\n"
+    if first in ("import", "from"):  # `import *` is only allowed at module level
+        program = source
+    else:
+        wrapper = "async def _w():\n" if "await" in code or "async" in code else "def _w():\n"
+        program = wrapper + "    for _ in ():\n" + "".join("        " + ln + "\n" for ln in source.splitlines())
+    try:
+        with warnings.catch_warnings():  # SyntaxWarning ("'int' object is not callable") is not an error
+            warnings.simplefilter("ignore")
+            compile(program, "<line>", "exec", dont_inherit=True)
+    except SyntaxError:
+        return False
+    except (ValueError, OverflowError, MemoryError, RecursionError):  # null bytes, absurd literals
+        return True
+    return True
+
+
 def breaks_blocks(line_prefix: str, completion: str, after: str) -> bool:
     """Whether the line the completion finishes is a plain statement followed by a deeper line.
     line_prefix: the cursor line before the cursor; after: the document after the cursor (its
@@ -70,6 +113,8 @@ def breaks_blocks(line_prefix: str, completion: str, after: str) -> bool:
     last = (line_prefix + completion).split("\n")[-1]
     if not last.strip():
         return False
+    if "\n" not in completion and not compiles_alone(last):
+        return True
     nxt = next_code_line(following)
     if nxt is None or indent_width(nxt) <= indent_width(last):
         return False

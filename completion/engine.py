@@ -173,9 +173,11 @@ class CompletionEngine:
         parser = self.syntax.parser(view.language)
         before = view.errors()
         spec = languages.grammar(view.language)
+        line_start = text.rfind("\n", 0, offset) + 1
+        line_prefix = text[line_start:offset]
+        continued = text[max(0, line_start - 3):line_start].rstrip("\r\n").endswith("\\")  # after a backslash
         check_blocks = (spec is not None and not spec.brace_blocks and kind in BLOCK_CHECKED_HOLES
-                        and not in_brackets(view, offset))
-        line_prefix = text[text.rfind("\n", 0, offset) + 1:offset]
+                        and not continued and not in_brackets(view, offset))
         after = text[offset:offset + BLOCK_LOOKAHEAD_CHARS]
 
         def keeps_parse(insert: str) -> bool | None:

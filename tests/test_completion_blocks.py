@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from completion.blocks import breaks_blocks, indent_width, line_kind, next_code_line
+from completion.blocks import breaks_blocks, compiles_alone, indent_width, line_kind, next_code_line
 from completion.hole import in_brackets
 from completion.syntax import SyntaxCache
 
@@ -57,6 +57,38 @@ def test_rule_agrees_with_cpython(completion):
     except IndentationError as exc:
         refused = "unexpected indent" in str(exc)
     assert breaks_blocks(line_prefix, completion, after) is refused
+
+
+@pytest.mark.parametrize("line", [
+    "x =", "current_string.", "return = []", "result = [.join]", "new_index = np =", "return xt.",
+    "result.append(current)string:", "if x > :", "for in range(3):",
+])
+def test_lines_that_cannot_compile(line):
+    assert not compiles_alone(line)
+    assert breaks_blocks("        ", line, "\n        y = 2\n")
+
+
+@pytest.mark.parametrize("line", [
+    "return x", "yield x", "await f()", "break", "continue", "else:", "elif x > 1:", "except ValueError as e:",
+    "finally:", "try:", "if x:", "async with a as b:", "x = f(a,", "@dec", "match x:", "case [a, b]:",
+    "nonlocal total", "from os import *", "x: int = 3  # typed", "if(len(arr) == 0): return []", "",
+    "# a comment", "lambda: 0", "global x",
+])
+def test_lines_that_compile_or_cannot_be_told_alone(line):
+    assert compiles_alone(line)
+
+
+def test_compiling_a_line_warns_nothing(recwarn):
+    assert compiles_alone('x = 1 (2)')  # CPython's SyntaxWarning: 'int' object is not callable
+    assert not recwarn.list
+
+
+def test_dictionary_entries_are_inside_brackets():
+    """A dict entry line does not compile alone; inside its brackets the rule leaves it alone."""
+    doc = "NAMES = {\n    1: 'One',\n    \n    3: 'Three',\n}\n"
+    hole = doc.index("    \n    3") + 4
+    assert not compiles_alone("    2: 'Two',")
+    assert in_brackets(SyntaxCache().view(doc, hole, "python"), hole)
 
 
 def test_helpers():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from completion import engine as engine_module
 from completion.api import Completion, CompletionRequest, CompletionSettings, InvalidPosition
 from completion.engine import CompletionEngine
 from runtime.base import ContextState, ModelInfo
@@ -96,7 +97,7 @@ def test_parse_validity_beats_confidence_between_two_span_lengths():
     assert result.text == "x + 1" and result.span_len == 8 and result.parse_ok is True
 
 
-def test_a_statement_before_an_indented_body_is_rejected():
+def test_a_statement_before_an_indented_body_is_rejected(monkeypatch):
     """tree-sitter accepts `x = 1` on the emptied header line of an indented body; CPython does not
     (unexpected indent), and neither does the engine. Before a line that is not deeper it stays."""
     backend = ScriptBackend(long=("x = 1", 8.0))
@@ -105,6 +106,13 @@ def test_a_statement_before_an_indented_body_is_rejected():
     assert result.text == "" and result.candidate_text == "x = 1" and result.parse_ok is False
     flat = CompletionRequest("def f(x):\n    \n    return x\n", 1, 4, "python")
     assert make_engine(backend, latency_budget_ms=0, span_len=8).complete(flat).text == "x = 1"
+    # after a backslash the line continues the one above: the block rule stays out of it
+    continued = CompletionRequest("def f(x):\n    y = 1 + \\\n    \n        return x\n", 2, 4, "python")
+    with_rule = make_engine(backend, latency_budget_ms=0, span_len=8).complete(continued)
+    monkeypatch.setattr(engine_module, "BLOCK_CHECKED_HOLES", ())
+    without = make_engine(backend, latency_budget_ms=0, span_len=8).complete(continued)
+    assert (with_rule.text, with_rule.parse_ok) == (without.text, without.parse_ok)
+    assert make_engine(backend, latency_budget_ms=0, span_len=8).complete(header).parse_ok is not False
 
 
 def test_more_confident_candidate_wins_when_both_parse():
