@@ -40,14 +40,28 @@ class SpecialIds:
     forbidden: tuple[int, ...]  # never predicted: MASK and the FIM markers
 
 
-def masked_logits(state: ContextState, step_logits: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """Logits for the given span positions, shifted by one: token 0 from the context's last state,
-    token j from the denoiser's output at j - 1. step_logits: (S, V) -> (len(positions), V), a copy.
-    Only masked positions are scored: committed ones need nothing, and the vocabulary is most of a step."""
-    if state.aligned:  # the backend already aligned them (runtime/hf)
-        return step_logits[positions]
-    logits = step_logits[np.maximum(positions - 1, 0)]
-    if len(positions) and positions[0] == 0:
+def logit_rows(state: ContextState, masked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(masked positions, the denoiser outputs that predict them) for a batch of spans (B, S):
+    token j comes from output j - 1 (the shift; token 0 from the context's last state), or from
+    output j where the backend aligned them (runtime/hf). Only masked positions are asked for:
+    committed ones need nothing, and the vocabulary projection is the largest product of a step.
+    Rows are padded to one length R by repeating their last index; returns per-row positions
+    and rows (B, R) int64."""
+    positions = [np.flatnonzero(m) for m in masked]
+    R = max(1, max(len(p) for p in positions))
+    rows = np.zeros((len(positions), R), dtype=np.int64)
+    for r, p in enumerate(positions):
+        want = p if state.aligned else np.maximum(p - 1, 0)
+        if len(want):
+            rows[r, :len(want)], rows[r, len(want):] = want, want[-1]
+    return positions, rows
+
+
+def masked_logits(state: ContextState, row_logits: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Logits of one span's masked positions from the denoiser's outputs at `logit_rows`:
+    row_logits (R, V) -> (len(positions), V), a copy; token 0 from the context's first_logits."""
+    logits = np.array(row_logits[:len(positions)], dtype=np.float32)
+    if not state.aligned and len(positions) and positions[0] == 0:
         logits[0] = state.first_logits
     return logits
 
@@ -139,13 +153,14 @@ def denoise_steps(backend: DenoiserBackend, state: ContextState, lengths: list[i
             snapshot.cancelled = True
             break
         t0 = time.perf_counter()
-        out = backend.denoise_span(span[active], state)
+        all_positions, rows = logit_rows(state, span[active] == ids.mask)
+        out = backend.denoise_span(span[active], state, rows)
         if on_timing is not None:
             on_timing(S, len(active), (time.perf_counter() - t0) * 1000)
         taken += 1
         for k, r in enumerate(active):
             masked = span[r] == ids.mask
-            positions = np.flatnonzero(masked)
+            positions = all_positions[k]
             logits = masked_logits(state, out[k], positions)
             if positions[0] == 0:
                 logits[0, ids.eos] = -np.inf  # a suggestion has at least one token: empty helps nobody

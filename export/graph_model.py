@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from runtime.model import Denoiser
+from runtime.model import Denoiser, take_rows
 
 
 class InferenceGraphs(nn.Module):
@@ -134,16 +134,18 @@ class InferenceGraphs(nn.Module):
         kv = torch.cat(cache).view(self.L, 2, 1, self.nh, N, self.hs)
         return self._logits(x[:, -1]), kv
 
-    def denoise(self, span_ids: torch.Tensor, past: list[torch.Tensor]) -> torch.Tensor:
+    def denoise(self, span_ids: torch.Tensor, past: list[torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
         """One denoising step: span (B, S) attends to the cache and to itself. past: [k0, v0, k1, ...]
-        each (1, nh, T, hs), i.e. kv[i, 0] and kv[i, 1] of the encoder's cache. Logits (B, S, V)."""
+        each (1, nh, T, hs), i.e. kv[i, 0] and kv[i, 1] of the encoder's cache. Logits (B, R, V) of
+        the positions rows (B, R) only: the sampler needs them where a token is still masked, and the
+        vocabulary projection is the largest single product of a step."""
         S = span_ids.shape[1]
         x = F.embedding(span_ids, self.embed)
         cos, sin = self._rotary(past[0].shape[2], S)
         for i in range(self.L):
             q, k, v = self._qkv(i, x, cos, sin).chunk(3, dim=0)
             x = self._finish(i, x, self._attend_cached(q, k, v, past[2 * i], past[2 * i + 1]))
-        return self._logits(x)
+        return self._logits(take_rows(x, rows))
 
     def decode_step(self, ids: torch.Tensor, past: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """One autoregressive step for ids (1, 1) over past [k0, v0, ...] each (1, nh, T, hs):

@@ -70,10 +70,12 @@ def build_engines(model_dir: Path, out_dir: Path | None = None, fp16: bool = Tru
         cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.is_file() else b"")
         config.set_timing_cache(cache, ignore_mismatch=False)
         graph_profiles = profiles(graph, info)
+        inputs = {network.get_input(i).name for i in range(network.num_inputs)}
         for prof in graph_profiles:
             p = builder.create_optimization_profile()
             for name, (lo, opt, hi) in prof.shapes.items():
-                p.set_shape(name, lo, opt, hi)
+                if name in inputs:  # a denoiser exported before "rows" has no such input
+                    p.set_shape(name, lo, opt, hi)
             config.add_optimization_profile(p)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
@@ -116,6 +118,7 @@ def build_ort_cache(model_dir: Path, cache_dir: Path | None = None, fp16: bool =
             feeds = {}
             for name, (_, opt, _) in prof.shapes.items():
                 feeds[name] = (rng.integers(0, info.vocab_size, opt, dtype=np.int64) if name.endswith("ids")
+                               else np.zeros(opt, dtype=np.int64) if name == "rows"
                                else np.zeros(opt, dtype=np.float32))
             sess.run(None, feeds)
         built[graph] = len(graph_profiles)

@@ -69,9 +69,9 @@ class DenoiserBackend(Protocol):
         """ids: (1, T) int64 ending with <MID>."""
         ...
 
-    def denoise_span(self, span_ids: np.ndarray, state: ContextState) -> np.ndarray:
+    def denoise_span(self, span_ids: np.ndarray, state: ContextState, rows: np.ndarray | None = None) -> np.ndarray:
         """span_ids: (B, S) int64. Returns (B, S, vocab) float32 logits where row j
-        predicts span token j + 1."""
+        predicts span token j + 1; with rows (B, R) int64, only those positions' (B, R, vocab)."""
         ...
 
     # Optional, where `extends` is True: the context of `state`'s first `keep` tokens followed by
@@ -82,3 +82,11 @@ class DenoiserBackend(Protocol):
 def extends(backend: object) -> bool:
     """Whether a backend can continue a cached context (`extend_context`) instead of re-encoding it."""
     return bool(getattr(backend, "extends", False))
+
+
+def take_rows(logits: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    """(B, S, V) logits -> (B, R, V) at positions rows (B, R): for backends whose graph computes
+    every position's logits (older exports, TensorRT engines built from them, runtime/hf)."""
+    if rows is None:
+        return logits
+    return np.take_along_axis(logits, np.asarray(rows, dtype=np.int64)[..., None], axis=1)

@@ -171,14 +171,16 @@ class Denoiser(nn.Module):
         x, kv = self.hidden(ids, positions, attn_mask=sees, past_kv=past_kv)
         return self.logits(x[:, -1]), kv
 
-    def denoise_span(self, span_ids: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+    def denoise_span(self, span_ids: torch.Tensor, kv: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """One denoising step. span_ids (B, S) of tokens and MASKs attend to the whole
         cached context and to each other. Returns logits (B, S, V) where position j
-        predicts span token j+1 (the shift); the last one is unused by the sampler."""
+        predicts span token j+1 (the shift); the last one is unused by the sampler.
+        rows (B, R): only those positions' logits (B, R, V), the vocabulary projection
+        being a large part of a step and committed positions needing none."""
         T = kv.shape[4]
         positions = torch.arange(span_ids.shape[1], device=span_ids.device) + T
         x, _ = self.hidden(span_ids, positions, past_kv=kv)
-        return self.logits(x)
+        return self.logits(x if rows is None else take_rows(x, rows))
 
     def decode_step(self, ids: torch.Tensor, past_kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One autoregressive step with a KV cache: ids (B, 1) is the newest token,
@@ -205,6 +207,11 @@ class Denoiser(nn.Module):
         allowed = causal | (in_span_row & visible)  # (B, T, T)
         x, _ = self.hidden(ids, i, attn_mask=allowed[:, None])
         return x
+
+
+def take_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """x (B, S, C), rows (B, R) int64 -> (B, R, C): each batch row's chosen positions."""
+    return x.gather(1, rows.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
 
 
 def save_checkpoint(model: Denoiser, path: Path, extra: dict | None = None) -> None:

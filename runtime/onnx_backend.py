@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.base import ContextState, ModelFileError, ModelInfo
+from runtime.base import ContextState, ModelFileError, ModelInfo, take_rows
 
 ENCODER_FILE = "encoder.onnx"
 DENOISER_FILE = "denoiser.onnx"
@@ -139,11 +139,14 @@ class OnnxBackend:
         if precision != "fp32":
             self.name += f"-{precision}"
         check_signature(self.encoder, enc_path, ["ids"], ["first_logits", "kv"])
-        # Graphs exported before the per-layer cache inputs take the whole cache as "kv": still served.
-        self.per_layer = [i.name for i in self.denoiser.get_inputs()] != ["span_ids", "kv"]
+        # Older exports are still served: before the per-layer cache inputs the whole cache was one
+        # input "kv"; before "rows" the graph computed every span position's logits.
+        den_inputs = [i.name for i in self.denoiser.get_inputs()]
+        self.per_layer = den_inputs[:2] != ["span_ids", "kv"]
+        self.selects_rows = den_inputs[-1] == "rows"
         check_signature(self.denoiser, den_path,
-                        ["span_ids", *cache_names(self.info.n_layer)] if self.per_layer else ["span_ids", "kv"],
-                        ["logits"])
+                        [*(["span_ids", *cache_names(self.info.n_layer)] if self.per_layer else ["span_ids", "kv"]),
+                         *(["rows"] if self.selects_rows else [])], ["logits"])
         if self.extender is not None:
             check_signature(self.extender, ext_path, ["ids", *cache_names(self.info.n_layer)], ["first_logits", "kv"])
 
@@ -165,8 +168,13 @@ class OnnxBackend:
         return ContextState(kv=np.concatenate((past, tail), axis=4), first_logits=first_logits[0],
                             length=keep + ids.shape[1])
 
-    def denoise_span(self, span_ids: np.ndarray, state: ContextState) -> np.ndarray:
+    def denoise_span(self, span_ids: np.ndarray, state: ContextState, rows: np.ndarray | None = None) -> np.ndarray:
         span_ids = np.ascontiguousarray(span_ids, dtype=np.int64)
-        cache = cache_feeds(state.kv, self.info.n_layer) if self.per_layer else {"kv": state.kv}
-        (logits,) = self.denoiser.run(None, {"span_ids": span_ids, **cache})
-        return logits
+        feeds = {"span_ids": span_ids,
+                 **(cache_feeds(state.kv, self.info.n_layer) if self.per_layer else {"kv": state.kv})}
+        if not self.selects_rows:
+            return take_rows(self.denoiser.run(None, feeds)[0], rows)
+        if rows is None:
+            rows = np.broadcast_to(np.arange(span_ids.shape[1], dtype=np.int64), span_ids.shape)
+        feeds["rows"] = np.ascontiguousarray(rows, dtype=np.int64)
+        return self.denoiser.run(None, feeds)[0]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.base import BackendUnavailable, ContextState, ModelFileError, ModelInfo
+from runtime.base import BackendUnavailable, ContextState, ModelFileError, ModelInfo, take_rows
 from runtime.onnx_backend import cache_names
 from runtime.trt_profiles import Profile, pick_profile
 
@@ -221,11 +221,16 @@ class TensorRTBackend:
         return ContextState(kv=out["kv"], first_logits=out["first_logits"][0].astype(np.float32),
                             length=ids.shape[1])
 
-    def denoise_span(self, span_ids: np.ndarray, state: ContextState) -> np.ndarray:
+    def denoise_span(self, span_ids: np.ndarray, state: ContextState, rows: np.ndarray | None = None) -> np.ndarray:
         span_ids = np.ascontiguousarray(span_ids, dtype=np.int64)
         if "kv" in self.denoiser.inputs:  # engines built from graphs that take the whole cache
-            cache = {"kv": state.kv}
+            feeds = {"span_ids": span_ids, "kv": state.kv}
         else:
-            cache = dict(zip(cache_names(self.info.n_layer), state.kv.layer_views(), strict=True))
-        out = self.denoiser.run({"span_ids": span_ids, **cache})
-        return out["logits"].astype(np.float32, copy=False)
+            feeds = {"span_ids": span_ids,
+                     **dict(zip(cache_names(self.info.n_layer), state.kv.layer_views(), strict=True))}
+        if "rows" not in self.denoiser.inputs:  # engines built before the graph took rows
+            return take_rows(self.denoiser.run(feeds)["logits"].astype(np.float32, copy=False), rows)
+        if rows is None:
+            rows = np.broadcast_to(np.arange(span_ids.shape[1], dtype=np.int64), span_ids.shape)
+        feeds["rows"] = np.ascontiguousarray(rows, dtype=np.int64)
+        return self.denoiser.run(feeds)["logits"].astype(np.float32, copy=False)

@@ -48,8 +48,10 @@ class TorchBackend:
         return ContextState(kv=torch.cat((past, tail), dim=4), first_logits=logits[0].float().numpy(),
                             length=keep + ids.shape[1])
 
-    def denoise_span(self, span_ids: np.ndarray, state: ContextState) -> np.ndarray:
+    def denoise_span(self, span_ids: np.ndarray, state: ContextState, rows: np.ndarray | None = None) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
-            logits = self.model.denoise_span(torch.from_numpy(np.ascontiguousarray(span_ids, dtype=np.int64)), state.kv)
+            logits = self.model.denoise_span(torch.from_numpy(np.ascontiguousarray(span_ids, dtype=np.int64)), state.kv,
+                                             None if rows is None else torch.from_numpy(
+                                                 np.ascontiguousarray(rows, dtype=np.int64)))
         return logits.float().numpy()

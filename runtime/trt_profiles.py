@@ -58,7 +58,9 @@ def profiles(graph: str, info: ModelInfo) -> list[Profile]:
         for span in SPAN_BUCKETS:
             for lo, opt, hi in CONTEXT_RANGES:
                 out.append(Profile({"span_ids": ((1, prev + 1), (1, span), (MAX_TRT_BATCH, span)),
-                                    **_cache(info, lo, opt, hi)}))
+                                    **_cache(info, lo, opt, hi),
+                                    # the positions whose logits a step needs: the masked ones
+                                    "rows": ((1, 1), (1, span // 2), (MAX_TRT_BATCH, span))}))
             prev = span
         return out
     if graph == "decoder_step":

@@ -8,7 +8,7 @@ import pytest
 from completion import engine as engine_module
 from completion.api import Completion, CompletionRequest, CompletionSettings, InvalidPosition
 from completion.engine import CompletionEngine
-from runtime.base import ContextState, ModelInfo
+from runtime.base import ContextState, ModelInfo, take_rows
 from runtime.costs import StepCostModel
 from runtime.loader import LoadedModel
 
@@ -72,10 +72,10 @@ class ScriptBackend:
         first[self.scripts["long"][0][0]] = self.scripts["long"][1]
         return ContextState(kv=None, first_logits=first, length=ids.shape[1])
 
-    def denoise_span(self, span_ids, state):
+    def denoise_span(self, span_ids, state, rows=None):
         self.calls.append(span_ids.copy())
         B, S = span_ids.shape
-        return np.stack([self._row("short" if row[-1] == EOS else "long", S) for row in span_ids])
+        return take_rows(np.stack([self._row("short" if row[-1] == EOS else "long", S) for row in span_ids]), rows)
 
 
 def make_engine(backend, **settings) -> CompletionEngine:

@@ -115,6 +115,14 @@ def test_kv_cache_path_equals_full_forward(exported, T, B, S):
     state = backend.encode_context(ctx)
     np.testing.assert_allclose(state.first_logits, full[0, T - 1], atol=1e-3)
     np.testing.assert_allclose(backend.denoise_span(span, state), full[:, T:], atol=1e-3)
+    # only the masked positions' logits, as the sampler asks: rows of any order, repeats allowed
+    rows = np.stack([rng.permutation(S)[: max(1, S // 2)] for _ in range(B)])
+    rows[:, -1] = rows[:, 0]
+    picked = backend.denoise_span(span, state, rows)
+    np.testing.assert_allclose(picked, np.take_along_axis(full[:, T:], rows[..., None], axis=1), atol=1e-3)
+    with torch.no_grad():
+        np.testing.assert_allclose(model.denoise_span(torch.from_numpy(span), kv, torch.from_numpy(rows)).numpy(),
+                                   picked, atol=1e-3)
 
 
 def test_missing_weights_data_names_it(exported, tmp_path):
@@ -140,7 +148,7 @@ def test_graphs_stay_lean(exported):
         proto = onnx.load(str(out / name), load_external_data=False)
         assert len(proto.graph.node) <= 40 * CFG.n_layer + 20, (name, len(proto.graph.node))
     den = onnx.load(str(out / DENOISER_FILE), load_external_data=False)
-    assert [i.name for i in den.graph.input] == ["span_ids", "past_k_0", "past_v_0", "past_k_1", "past_v_1"]
+    assert [i.name for i in den.graph.input] == ["span_ids", "past_k_0", "past_v_0", "past_k_1", "past_v_1", "rows"]
 
 
 def test_autoregressive_decoding_equals_full_causal_forward(exported):
@@ -197,6 +205,8 @@ def test_int8_variant_beside_fp32(exported, tmp_path):
     assert backend.name == "onnxruntime-cpu-int8"
     state = backend.encode_context(np.arange(1, 9, dtype=np.int64)[None])
     assert backend.denoise_span(np.zeros((1, 8), np.int64), state).shape == (1, 8, CFG.vocab_size)
+    rows = np.array([[2, 5, 7]])
+    assert backend.denoise_span(np.zeros((1, 8), np.int64), state, rows).shape == (1, 3, CFG.vocab_size)
     assert OnnxStepDecoder(model_dir, precision="int8").generate(state, 3).tokens
 
     # What the CPU gets when nothing is asked for: the int8 graphs if the model has them.
@@ -224,7 +234,8 @@ def test_head_as_matmul_keeps_every_graph_exact(exported):
     kv = OnnxBackend(out, threads=1).encode_context(ctx).kv
     past = {f"past_{kind}_{i}": kv[i, j] for i in range(CFG.n_layer) for j, kind in enumerate("kv")}
     feeds = {"encoder.onnx": {"ids": ctx}, "extender.onnx": {"ids": ctx[:, :3], **past},
-             "denoiser.onnx": {"span_ids": rng.integers(0, CFG.vocab_size, (2, 5), dtype=np.int64), **past},
+             "denoiser.onnx": {"span_ids": rng.integers(0, CFG.vocab_size, (2, 5), dtype=np.int64), **past,
+                               "rows": np.array([[0, 3, 4], [1, 1, 2]], dtype=np.int64)},
              "decoder_step.onnx": {"ids": ctx[:, :1], **past}}
     for name in GRAPHS:
         model = onnx.load(str(out / name))

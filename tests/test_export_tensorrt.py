@@ -72,6 +72,7 @@ def test_ort_provider_options_repeat_each_input_once_per_profile():
         entries = opts[key].split(",")
         assert sum(e.startswith("span_ids:") for e in entries) == n
         assert sum(e.startswith("past_v_5:") for e in entries) == n
+        assert sum(e.startswith("rows:") for e in entries) == n
     assert opts["trt_profile_opt_shapes"].startswith("span_ids:1x8,past_k_0:1x8x512x32,")
     full = ort_trt_options("encoder", INFO, "/cache")
     assert full["trt_engine_cache_path"] == "/cache" and full["trt_profile_max_shapes"] == "ids:1x1024,ids:1x8192"

@@ -8,8 +8,8 @@ import numpy as np
 
 from completion.api import CompletionRequest, CompletionSettings
 from completion.engine import CompletionEngine
-from completion.sampler import SpecialIds, choose_commits, denoise, denoise_rows
-from runtime.base import ContextState, ModelInfo
+from completion.sampler import SpecialIds, choose_commits, denoise, denoise_rows, logit_rows, masked_logits
+from runtime.base import ContextState, ModelInfo, take_rows
 from runtime.costs import StepCostModel
 from runtime.loader import LoadedModel
 
@@ -39,12 +39,12 @@ class TargetBackend:
         time.sleep(self.delay_s)
         return ContextState(kv=None, first_logits=self._logits_for(0), length=ids.shape[1])
 
-    def denoise_span(self, span_ids, state):
+    def denoise_span(self, span_ids, state, rows=None):
         self.calls += 1
         time.sleep(self.delay_s)
         B, S = span_ids.shape
         out = np.stack([self._logits_for(j + 1) for j in range(S)])
-        return np.broadcast_to(out, (B, S, V)).copy()
+        return take_rows(np.broadcast_to(out, (B, S, V)).copy(), rows)
 
 
 def test_choose_commits_finishes_in_planned_steps():
@@ -65,6 +65,29 @@ def test_one_token_per_step_without_budget():
                      on_step=lambda t: seen.append(sum(x != 1 for x in t)))
     assert result.tokens == target
     assert result.steps == 8 and seen == list(range(1, 9))
+
+
+def test_logit_rows_asks_only_for_masked_positions_shifted_by_one():
+    """Golden cases: token j is predicted by output j - 1 (token 0 by the context), so masked
+    positions [0, 3, 4] need outputs [0, 2, 3]; shorter rows repeat their last index; aligned
+    backends (runtime/hf) need the positions themselves."""
+    masked = np.array([[True, False, False, True, True], [False, True, False, False, False]])
+    positions, rows = logit_rows(ContextState(None, np.zeros(V), 5), masked)
+    assert [p.tolist() for p in positions] == [[0, 3, 4], [1]]
+    assert rows.tolist() == [[0, 2, 3], [0, 0, 0]]
+    _, aligned = logit_rows(ContextState(None, np.zeros(V), 5, aligned=True), masked)
+    assert aligned.tolist() == [[0, 3, 4], [1, 1, 1]]
+    first = np.full(V, -1.0, dtype=np.float32)
+    got = masked_logits(ContextState(None, first, 5), np.arange(4 * V, dtype=np.float32).reshape(4, V), positions[0])
+    assert got.shape == (3, V) and (got[0] == first).all() and got[1, 0] == V  # row 0 replaced by the context's
+
+
+def test_take_rows_matches_computing_only_those_rows():
+    logits = np.random.default_rng(0).standard_normal((2, 6, V)).astype(np.float32)
+    rows = np.array([[5, 0, 0], [2, 3, 4]])
+    assert take_rows(logits, None) is logits
+    np.testing.assert_array_equal(take_rows(logits, rows)[1, 2], logits[1, 4])
+    np.testing.assert_array_equal(take_rows(logits, rows)[0, 0], logits[0, 5])
 
 
 def test_few_steps_and_early_stop_at_eos():
@@ -146,7 +169,7 @@ def test_two_span_lengths_share_one_batch_with_eos_forced_on_the_shorter():
     state = backend.encode_context(np.zeros((1, 5), dtype=np.int64))
     shapes = []
     orig = backend.denoise_span
-    backend.denoise_span = lambda span, st: (shapes.append(span.copy()), orig(span, st))[1]
+    backend.denoise_span = lambda span, st, rows=None: (shapes.append(span.copy()), orig(span, st, rows))[1]
     result = denoise_rows(backend, state, [16, 8], steps=16, ids=IDS)
     assert (shapes[0][1, 8:] == IDS.eos).all() and (shapes[0][1, :8] == IDS.mask).all()
     assert result.rows[0] == list(range(10, 26))
@@ -192,9 +215,9 @@ def test_first_token_limit_is_committed_before_the_first_step():
     seen = []
 
     class Watching(TargetBackend):
-        def denoise_span(self, span_ids, st):
+        def denoise_span(self, span_ids, st, rows=None):
             seen.append(span_ids[0, 0])
-            return super().denoise_span(span_ids, st)
+            return super().denoise_span(span_ids, st, rows)
 
     watching = Watching([10, 11, 12, 13])
     result = denoise_rows(watching, state, [8], 4, IDS, first_allowed=allowed)

@@ -236,3 +236,20 @@ def test_compiled_loss_equals_eager(tiny, stage):
     assert compiled == pytest.approx(eager, rel=2e-3)
     # bf16 autocast: fused kernels round differently, so compare the gradient as a whole
     assert ((g_compiled - g_eager).norm() / g_eager.norm()).item() < 1e-2
+
+
+def test_fp32_and_bf16_losses_agree(tiny):
+    """`--precision` changes the arithmetic, not the objective: fp32 (what an AVX2-only CPU
+    trains in, bf16 being emulated there ~75x slower) and bf16 autocast give the same loss up
+    to bf16 rounding; `auto` picks one of them by timing this CPU."""
+    import training.train as train_mod
+
+    root, _, _ = tiny
+    tok = Tokenizer.from_file(str(root / "tok.json"))
+    torch.manual_seed(0)
+    model = Denoiser(ModelConfig(vocab_size=tok.vocab_size, n_layer=2, n_head=2, d_model=32))
+    docs = [(STDLIB_JSON / "decoder.py").read_text()]
+    cfgs = [train_mod.TrainConfig(stage="diffusion", seq_len=128, batch=2, bf16=bf16) for bf16 in (False, True)]
+    losses = [train_mod.compute_loss(model, docs, tok, random.Random(3), cfg)[1].item() for cfg in cfgs]
+    assert losses[1] == pytest.approx(losses[0], rel=2e-2) and losses[0] != losses[1]
+    assert isinstance(train_mod.bf16_is_fast(64), bool)

@@ -45,6 +45,23 @@ class TrainConfig:
     save_every: int = 50
     seed: int = 1234
     cooldown: tuple[int, int] | None = None  # (start, end) steps: lr falls linearly to 0, training ends
+    bf16: bool = True  # autocast the matrix multiplies to bfloat16 (where the CPU does that natively)
+
+
+def bf16_is_fast(n: int = 256) -> bool:
+    """Whether bfloat16 matrix multiplies beat float32 on this CPU. With AMX or AVX512-BF16 they
+    run natively (a step ~2x faster); on an AVX2-only CPU PyTorch falls back to a scalar kernel,
+    measured here (AMD EPYC, AVX2): a 512x1024x1024 product 21.9 ms in fp32, 1,611 ms in bf16."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    times = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        x, y = a.to(dtype), b.to(dtype)
+        x @ y
+        t0 = time.perf_counter()
+        for _ in range(3):
+            x @ y
+        times[dtype] = time.perf_counter() - t0
+    return times[torch.bfloat16] < times[torch.float32]
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -97,7 +114,7 @@ def compiled_losses() -> dict:
 def compute_loss(model, docs, tok, rng, cfg: TrainConfig,
                  losses: dict = LOSSES) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss to optimise, loss to report) for one batch of the configured stage."""
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
         if cfg.stage == "ar":
             x, y = ar_batch(docs, tok, rng, cfg.batch, cfg.seq_len)
             loss = losses["ar"](model, torch.from_numpy(x), torch.from_numpy(y))
@@ -153,7 +170,8 @@ def train(args) -> None:
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(stage=args.stage, batch=args.batch, seq_len=args.seq_len, lr=args.lr,
                       eval_every=args.eval_every, save_every=args.save_every,
-                      cooldown=tuple(args.cooldown) if args.cooldown else None)
+                      cooldown=tuple(args.cooldown) if args.cooldown else None,
+                      bf16=args.precision == "bf16" or (args.precision == "auto" and bf16_is_fast()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer.from_file(args.tokenizer)
@@ -190,8 +208,8 @@ def train(args) -> None:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
     load_optimizer(model, opt, out / "optimizer.safetensors", state["step"])
-    print(f"{model.num_params() / 1e6:.2f}M parameters, stage {cfg.stage}, {len(docs)} train docs",
-          file=sys.stderr)
+    print(f"{model.num_params() / 1e6:.2f}M parameters, stage {cfg.stage}, {len(docs)} train docs, "
+          f"{'bf16 autocast' if cfg.bf16 else 'fp32'} ({torch.backends.cpu.get_cpu_capability()})", file=sys.stderr)
     losses = compiled_losses() if args.compile else LOSSES
     log = open(out / "log.jsonl", "a")
     deadline = time.time() + args.max_hours * 3600 if args.max_hours else None
@@ -254,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--d-model", type=int, default=256)
     p.add_argument("--n-head", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="bf16 autocast or fp32 matrix multiplies; auto: bf16 where this CPU runs it faster")
     p.add_argument("--compile", action="store_true",
                    help="run the loss through torch.compile (needs a C++ compiler; ~15%% faster steps)")
     p.add_argument("--max-steps", type=int, default=None)

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from runtime.base import BackendUnavailable, ContextState, ModelFileError, ModelInfo
+from runtime.base import BackendUnavailable, ContextState, ModelFileError, ModelInfo, take_rows
 from runtime.hf.config import HFConfig, load_config
 from runtime.hf.prompt import HFTokenizer, Request, split_context
 
@@ -108,8 +108,11 @@ class HFBackend:
         P = request.span_at
         return (P - 1 if self.cfg.shifted and P > 0 else P), P + S
 
-    def denoise_span(self, span_ids: np.ndarray, state: ContextState) -> np.ndarray:
-        """(B, S) -> (B, S, V) float32 logits, row j predicting span token j."""
+    def denoise_span(self, span_ids: np.ndarray, state: ContextState, rows: np.ndarray | None = None) -> np.ndarray:
+        """(B, S) -> (B, S, V) float32 logits, row j predicting span token j; (B, R, V) at rows (B, R)."""
+        return take_rows(self._span_logits(span_ids, state), rows)
+
+    def _span_logits(self, span_ids: np.ndarray, state: ContextState) -> np.ndarray:
         entry: CachedRequest = state.kv
         request = entry.request
         span_ids = np.ascontiguousarray(span_ids, dtype=np.int64)
