@@ -34,4 +34,6 @@ def test_speed_benchmark_writes_results_and_plot(tmp_path):
     assert reuse["recomputed_tokens"] < 128 and reuse["extend_ms"]["n"] >= 2
     typing = r["typing"]
     assert typing["no_reuse"]["reused_tokens_mean"] == 0 and typing["reuse"]["contexts_extended"] > 0
+    rows = r["logit_rows_span32"]
+    assert set(rows["step_ms"]) == {"rows_32", "rows_16", "rows_8", "rows_1"} and rows["context"] == 64
     assert out.with_suffix(".png").stat().st_size > 10_000
