@@ -76,13 +76,21 @@ def corpus_section(manifest: dict | None) -> list[str]:
     ]
 
 
+def _budget(ms: float | None) -> str:
+    """How the engine's steps were chosen: a budget ties the score to the machine's speed."""
+    if ms is None:
+        return "?"
+    return f"{ms:.0f} ms" if ms > 0 else "off: the engine's planned steps, whatever the machine's speed"
+
+
 def scores_section(infill: dict | None, speed: dict | None) -> list[str]:
     lines = ["## Scores", ""]
     if infill:
         he = infill["humaneval"]
         lines += [f"HumanEval single-line infilling ({he['n_tasks']} of {he['n_tasks_total']} tasks, pass@1), "
                   f"from `benchmarks/results/infill.json` ({infill['date']}, backend "
-                  f"{infill.get('model', {}).get('backend', '?')}):", "",
+                  f"{infill.get('model', {}).get('backend', '?')}, latency budget "
+                  f"{_budget(infill.get('settings', {}).get('latency_budget_ms'))}):", "",
                   "| method | pass@1 | forward passes | latency p50 (ms) |", "|---|---|---|---|"]
         for name, m in he["methods"].items():
             lines.append(f"| {name} | {_fmt(m['pass_at_1'])} | {m['forward_passes_mean']:.1f} | "

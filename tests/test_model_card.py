@@ -1,0 +1,18 @@
+"""The model card says how its scores were measured: the latency budget ties pass@1 to the machine."""
+
+from __future__ import annotations
+
+from benchmarks.model_card import scores_section
+
+
+def _infill(budget_ms: float) -> dict:
+    method = {"pass_at_1": 0.05, "forward_passes_mean": 3.0, "latency_ms_p50": 20.0}
+    return {"date": "2026-12-04", "model": {"backend": "onnxruntime-cpu-int8"},
+            "settings": {"latency_budget_ms": budget_ms},
+            "humaneval": {"n_tasks": 10, "n_tasks_total": 10, "methods": {"engine": method}}}
+
+
+def test_card_names_the_latency_budget_the_scores_ran_at():
+    off = "\n".join(scores_section(_infill(0.0), None))
+    assert "latency budget off: the engine's planned steps" in off and "| engine | 0.050 | 3.0 | 20 |" in off
+    assert "latency budget 150 ms" in "\n".join(scores_section(_infill(150.0), None))
