@@ -80,7 +80,8 @@ def compiles_alone(line: str) -> bool:
     kind = line_kind(code)
     if kind in ("continues", "unknown") or not code or code.startswith("#") or code.startswith(_NOT_ALONE):
         return True
-    first = code.replace(":", " ").replace("(", " ").split()[0]
+    words = code.replace(":", " ").replace("(", " ").split()
+    first = words[0] if words else ""  # a line of only ":" or "():" has no first word
     if kind == "opens" and first in _NOT_ALONE_HEADERS:
         return True
     source = _CONTINUES.get(first, "") + code + ("\n    pass\n" if kind == "opens" else "\n")

@@ -62,6 +62,7 @@ def test_rule_agrees_with_cpython(completion):
 @pytest.mark.parametrize("line", [
     "x =", "current_string.", "return = []", "result = [.join]", "new_index = np =", "return xt.",
     "result.append(current)string:", "if x > :", "for in range(3):",
+    ":", "():",  # no first word at all (the new model wrote these; the rule raised IndexError)
 ])
 def test_lines_that_cannot_compile(line):
     assert not compiles_alone(line)
