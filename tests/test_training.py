@@ -196,6 +196,14 @@ def test_bundle_writes_a_servable_model(tiny, tmp_path):
         assert f.get_tensor("embed.weight").dtype == torch.bfloat16  # half the bytes in the repo
     loaded = load_model(out, backend="cpu")
     assert loaded.info.n_layer == 2 and (out / "encoder.int8.onnx").is_file()
+    # bundling the same stage 1 again leaves its file alone (rewritten, its bytes would differ)
+    from training.bundle import save_stage1_bf16
+
+    before = (out / STAGE1_FILE).read_bytes()
+    assert not save_stage1_bf16(tmp_path / "ar.safetensors", out / STAGE1_FILE)
+    assert (out / STAGE1_FILE).read_bytes() == before
+    save_checkpoint(Denoiser(cfg), tmp_path / "ar2.safetensors", {"stage": "ar", "tokens": 20})
+    assert save_stage1_bf16(tmp_path / "ar2.safetensors", out / STAGE1_FILE)
 
 
 def test_evaluation_builds_no_autograd_graph(tiny, monkeypatch):

@@ -26,10 +26,19 @@ from runtime.model import load_checkpoint, save_checkpoint
 STAGE1_FILE = "stage1_ar.safetensors"
 
 
-def save_stage1_bf16(weights: Path, out: Path) -> None:
-    """Half the bytes of fp32; loading casts back into the fp32 parameters."""
+def save_stage1_bf16(weights: Path, out: Path) -> bool:
+    """Half the bytes of fp32; loading casts back into the fp32 parameters. An `out` that already
+    holds these weights and metadata is left as it is (written again, its bytes differ: 13 MB of
+    repository diff for nothing). Returns whether it wrote."""
     model, meta = load_checkpoint(weights)
-    save_checkpoint(model.to(torch.bfloat16), out, meta)
+    model = model.to(torch.bfloat16)
+    if out.is_file():
+        old, old_meta = load_checkpoint(out)
+        new_state, old_state = model.state_dict(), old.to(torch.bfloat16).state_dict()
+        if old_meta == meta and all(torch.equal(new_state[k], old_state[k]) for k in new_state):
+            return False
+    save_checkpoint(model, out, meta)
+    return True
 
 
 def bundle(diffusion: Path, stage1: Path, out: Path, corpus: Path | None, tokenizer: Path) -> dict:
