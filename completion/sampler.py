@@ -153,14 +153,14 @@ def denoise_steps(backend: DenoiserBackend, state: ContextState, lengths: list[i
             snapshot.cancelled = True
             break
         t0 = time.perf_counter()
-        all_positions, rows = logit_rows(state, span[active] == ids.mask)
+        masked_rows = span[active] == ids.mask
+        all_positions, rows = logit_rows(state, masked_rows)
         out = backend.denoise_span(span[active], state, rows)
         if on_timing is not None:
             on_timing(S, len(active), (time.perf_counter() - t0) * 1000)
         taken += 1
         for k, r in enumerate(active):
-            masked = span[r] == ids.mask
-            positions = all_positions[k]
+            masked, positions = masked_rows[k], all_positions[k]
             logits = masked_logits(state, out[k], positions)
             if positions[0] == 0:
                 logits[0, ids.eos] = -np.inf  # a suggestion has at least one token: empty helps nobody

@@ -84,6 +84,13 @@ def extends(backend: object) -> bool:
     return bool(getattr(backend, "extends", False))
 
 
+def rows_input(span_ids: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    """The `rows` input of a denoiser graph that takes it: the given positions, or every one."""
+    if rows is None:
+        rows = np.broadcast_to(np.arange(span_ids.shape[1], dtype=np.int64), span_ids.shape)
+    return np.ascontiguousarray(rows, dtype=np.int64)
+
+
 def take_rows(logits: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
     """(B, S, V) logits -> (B, R, V) at positions rows (B, R): for backends whose graph computes
     every position's logits (older exports, TensorRT engines built from them, runtime/hf)."""

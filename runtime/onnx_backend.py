@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.base import ContextState, ModelFileError, ModelInfo, take_rows
+from runtime.base import ContextState, ModelFileError, ModelInfo, rows_input, take_rows
 
 ENCODER_FILE = "encoder.onnx"
 DENOISER_FILE = "denoiser.onnx"
@@ -174,7 +174,5 @@ class OnnxBackend:
                  **(cache_feeds(state.kv, self.info.n_layer) if self.per_layer else {"kv": state.kv})}
         if not self.selects_rows:
             return take_rows(self.denoiser.run(None, feeds)[0], rows)
-        if rows is None:
-            rows = np.broadcast_to(np.arange(span_ids.shape[1], dtype=np.int64), span_ids.shape)
-        feeds["rows"] = np.ascontiguousarray(rows, dtype=np.int64)
+        feeds["rows"] = rows_input(span_ids, rows)
         return self.denoiser.run(None, feeds)[0]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from runtime.base import BackendUnavailable, ContextState, ModelFileError, ModelInfo, take_rows
+from runtime.base import BackendUnavailable, ContextState, ModelFileError, ModelInfo, rows_input, take_rows
 from runtime.onnx_backend import cache_names
 from runtime.trt_profiles import Profile, pick_profile
 
@@ -230,7 +230,5 @@ class TensorRTBackend:
                      **dict(zip(cache_names(self.info.n_layer), state.kv.layer_views(), strict=True))}
         if "rows" not in self.denoiser.inputs:  # engines built before the graph took rows
             return take_rows(self.denoiser.run(feeds)["logits"].astype(np.float32, copy=False), rows)
-        if rows is None:
-            rows = np.broadcast_to(np.arange(span_ids.shape[1], dtype=np.int64), span_ids.shape)
-        feeds["rows"] = np.ascontiguousarray(rows, dtype=np.int64)
+        feeds["rows"] = rows_input(span_ids, rows)
         return self.denoiser.run(feeds)["logits"].astype(np.float32, copy=False)
