@@ -31,6 +31,7 @@ import numpy as np
 
 from benchmarks import speed_measure as m
 from benchmarks.speed_measure import progress
+from benchmarks.speed_threads import thread_counts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADLINE_CONTEXT = 512  # the engine's windows (320 prefix + 128 suffix tokens) land in this bucket
@@ -389,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     results["logit_rows_span32"] = logit_rows_cost(backend, contexts[Tk], 32, args.reps)
 
     K = engine.with_settings(latency_budget_ms=0.0).plan_steps(32, Tk, costs[Tk]["encode_ms"]["p50"])[0]
+    if 32 in args.spans:
+        results["thread_counts_span32"] = thread_counts(args.model, contexts[Tk], K, precision, engine.ids,
+                                                        reps=args.reps, threshold=engine.settings.min_confidence)
     if not args.skip_torch:
         results["ort_vs_torch"] = ort_vs_torch(args.model, backend, decoder, contexts[Tk], K, reps=args.reps,
                                                fp32=(fp32, decoder32))
@@ -407,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         "diffusion_vs_ar_speedup_span32": head.get("speedup"),
         "diffusion_vs_ar_speedup_span32_with_encode": head.get("speedup_with_encode"),
         "diffusion_vs_ar_context": Tk,
+        "diffusion_vs_ar_speedup_span32_best_threads": results.get("thread_counts_span32", {}).get(
+            "speedup_best_vs_best"),
         "ort_vs_torch_speedup": results.get("ort_vs_torch", {}).get("speedup", {}).get("completion"),
         "ort_vs_torch_speedup_typing": results.get("ort_vs_torch", {}).get("speedup", {}).get("completion_typing"),
         "ort_vs_torch_speedup_fp32": results.get("ort_vs_torch", {}).get("speedup_fp32", {}).get("completion"),
@@ -432,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         "buy them (steps_within_latency_budget: what the budget allows on this machine); the ratio is not taken "
         "there, since fewer steps buy speed with quality. steps_sweep_span32 gives the ratio at other step counts "
         "(from full-row steps; the sampler asks for logits only where tokens are still masked, logit_rows_span32). "
+        "_best_threads: the same decode with each side at its own fastest intra-op thread count "
+        "(thread_counts_span32; the server's threads sleep between ops, which costs the one-token AR step most). "
         "ort_vs_torch_speedup: encode + steps_planned denoising steps, PyTorch eager at its faster thread count, "
         "ONNX Runtime as the server runs it (backend: the int8 graphs on the CPU); "
         "_typing: the context continued after a keystroke instead of encoded (both runtimes); "

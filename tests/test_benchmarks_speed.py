@@ -5,6 +5,7 @@ results file has the keys the issue and the model card read, with plausible valu
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -38,4 +39,10 @@ def test_speed_benchmark_writes_results_and_plot(tmp_path):
     assert typing["no_reuse"]["reused_tokens_mean"] == 0 and typing["reuse"]["contexts_extended"] > 0
     rows = r["logit_rows_span32"]
     assert set(rows["step_ms"]) == {"rows_32", "rows_16", "rows_8", "rows_1"} and rows["context"] == 64
+    threads = r["thread_counts_span32"]  # each decoder at its own fastest thread count, timed side by side
+    assert threads["threads"] == list(range(1, (os.cpu_count() or 1) + 1)) and threads["steps"] == 4
+    assert {f"{side}_{n}" for side in ("diffusion", "ar") for n in threads["threads"]} == set(threads["ms"])
+    best = threads["best_threads"]
+    assert threads["ms"][f"ar_{best['ar']}"]["p50"] == min(threads["ms"][f"ar_{n}"]["p50"] for n in threads["threads"])
+    assert r["diffusion_vs_ar_speedup_span32_best_threads"] == threads["speedup_best_vs_best"] > 0
     assert out.with_suffix(".png").stat().st_size > 10_000
