@@ -120,6 +120,15 @@ def test_two_stages_train_resume_and_save(tiny, tmp_path):
     _, meta4 = load_checkpoint(diff / "last.safetensors")
     rates = [r["lr"] for r in map(json.loads, open(diff / "log.jsonl")) if r["step"] > 4]
     assert meta4["step"] == 8 and rates[1:] == sorted(rates[1:], reverse=True) and rates[-1] > 0
+    # a run initialised from those (annealed) weights re-warms from its own first step, also after a resume
+    rewarmed = tmp_path / "rewarmed"
+    warm = ["--stage", "diffusion", "--out", str(rewarmed), "--init", str(diff / "last.safetensors"),
+            "--rewarm", "4", *common]
+    train_main([*warm, "--max-steps", "10"])
+    train_main([*warm, "--max-steps", "12"])
+    rates = {r["step"]: r["lr"] for r in map(json.loads, open(rewarmed / "log.jsonl"))}
+    assert load_checkpoint(rewarmed / "last.safetensors")[1]["run_start"] == 8
+    assert rates[9] < rates[10] < rates[11] < rates[12] and rates[9] < rates[12] / 3
 
 
 def test_cooldown_takes_the_rate_linearly_to_zero():
@@ -129,6 +138,15 @@ def test_cooldown_takes_the_rate_linearly_to_zero():
     at_start = lr_at(99, plain)
     assert lr_at(100, cool) == pytest.approx(at_start) and lr_at(150, cool) == pytest.approx(at_start / 2)
     assert lr_at(199, cool) == pytest.approx(at_start / 100) and lr_at(200, cool) == 0.0
+
+
+def test_rewarm_ramps_from_the_runs_first_step_then_follows_the_schedule():
+    plain = TrainConfig(lr=1e-3, warmup=10, cooldown=(300, 400))
+    warm = TrainConfig(lr=1e-3, warmup=10, cooldown=(300, 400), rewarm=(100, 50))
+    assert lr_at(99, warm) == 0.0
+    assert lr_at(100, warm) == pytest.approx(lr_at(100, plain) / 50)
+    assert lr_at(124, warm) == pytest.approx(lr_at(124, plain) / 2)
+    assert [lr_at(s, warm) for s in (149, 200, 350)] == [lr_at(s, plain) for s in (149, 200, 350)]
 
 
 def test_changed_validation_split_starts_best_over(tiny, tmp_path):

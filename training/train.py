@@ -45,6 +45,7 @@ class TrainConfig:
     save_every: int = 50
     seed: int = 1234
     cooldown: tuple[int, int] | None = None  # (start, end) steps: lr falls linearly to 0, training ends
+    rewarm: tuple[int, int] | None = None  # (first step of this run, steps): ramp lr up again from 0
     bf16: bool = True  # autocast the matrix multiplies to bfloat16 (where the CPU does that natively)
 
 
@@ -68,7 +69,13 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up, then inverse-square-root decay: no horizon, so runs can go on. A cool-down
     (start, end) then takes the rate from its value at `start` linearly to zero at `end`, as
     warmup-stable-decay schedules end: the annealed weights are the ones to ship, and a later run
-    can resume from them with the plain schedule."""
+    can resume from them with the plain schedule. A run that starts from such weights with fresh
+    Adam moments re-warms over `rewarm` steps: measured here, jumping straight to the schedule's
+    rate raised the validation loss from 3.627 to 3.686 before it fell again."""
+    if cfg.rewarm is not None:
+        start, n = cfg.rewarm
+        ramp = min(1.0, (step - start + 1) / n) if step >= start else 0.0
+        return ramp * lr_at(step, replace(cfg, rewarm=None))
     if cfg.cooldown is not None and step >= cfg.cooldown[0]:
         start, end = cfg.cooldown
         return lr_at(start - 1, replace(cfg, cooldown=None)) * max(0.0, (end - step) / (end - start))
@@ -181,13 +188,14 @@ def train(args) -> None:
     val_set = val_set_id(val_docs)
     if (out / "last.safetensors").exists():
         model, meta = load_checkpoint(out / "last.safetensors")
-        state.update({k: meta[k] for k in (*state, "val_set", "init") if k in meta})
+        state.update({k: meta[k] for k in (*state, "val_set", "init", "run_start") if k in meta})
         print(f"resuming {out} at step {state['step']}", file=sys.stderr)
     elif args.init:
         model, meta = load_checkpoint(Path(args.init))
         if meta.get("stage") == cfg.stage:  # the same stage goes on (e.g. from the bundle): keep its counters
             state.update({k: meta[k] for k in ("step", "tokens", "train_seconds", "best_val", "init", "val_set")
                           if k in meta})
+            state["run_start"] = state["step"]  # the optimizer starts afresh here: --rewarm ramps from it
         else:
             state["init"] = {"path": str(args.init), "tokens": meta.get("tokens", 0),
                              "train_seconds": meta.get("train_seconds", 0.0), "stage": meta.get("stage")}
@@ -202,6 +210,8 @@ def train(args) -> None:
               file=sys.stderr)
         state["best_val"] = float("inf")
     state["val_set"] = val_set
+    if args.rewarm:
+        cfg = replace(cfg, rewarm=(state.get("run_start", 0), args.rewarm))
     model.train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -280,6 +290,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-hours", type=float, default=None)
     p.add_argument("--cooldown", type=int, nargs=2, metavar=("START", "END"),
                    help="from step START the learning rate falls linearly to 0 at step END, where training stops")
+    p.add_argument("--rewarm", type=int, default=0, metavar="STEPS",
+                   help="ramp the learning rate up from 0 over STEPS steps from where this run starts "
+                        "(for a run initialised from annealed weights, whose optimizer starts afresh)")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--snapshots", action="store_true", help="keep a copy of the weights at every evaluation")
