@@ -159,3 +159,9 @@ def matmul_reference(n: int = 1024, reps: int = 7, threads: int | None = None) -
     flops = 2.0 * n ** 3
     return {"size": n, **{k: {"ms": v, "gflops_best": round(flops / v["min"] / 1e6, 2),
                               "gflops_p50": round(flops / v["p50"] / 1e6, 2)} for k, v in t.items()}}
+
+
+def keystroke_keep(T: int) -> int:
+    """Context tokens before a keystroke at the end of `real_context`'s prefix (<PRE> + prefix):
+    what a continued context keeps; the edited token, <SUF>, the suffix and <MID> are recomputed."""
+    return T - 3 - max(1, (T - 3) // 4)
