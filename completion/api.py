@@ -65,4 +65,5 @@ class Completion:
     parse_ok: bool | None = None  # whether the candidate kept the parse; None when not checked
     candidates: int = 1  # span lengths denoised together
     reused_tokens: int = 0  # context tokens whose keys/values came from the previous request's cache
+    context_tokens: int = 0  # tokens of the context the model saw (windows shrink when the budget is short)
     confidence: float = 0.0  # mean probability of the chosen candidate's tokens when committed (0: not sampled)

@@ -55,28 +55,40 @@ class ContextReuse:
         """(the state of context ids (1, T), how many of its tokens came from a cached context):
         the document's last one, else the most recent one of any document."""
         flat = np.asarray(ids[0])
-        with self._lock:
-            last = self._last.get(document) or (next(reversed(self._last.values())) if self._last else None)
-        keep = 0
-        if last is not None and last[0] is backend and extends(backend):
-            keep = common_prefix(last[1], flat)
-            if keep == len(flat) == len(last[1]):
-                self.stats.same += 1
-                self.stats.reused_tokens += keep
-                self._remember(document, (backend, last[1], last[2]))
-                return last[2], keep
-            keep = min(keep, len(flat) - 1)  # the last token is always computed: its logits start the span
-        if keep >= self.min_keep:
+        last, keep = self._match(backend, flat, document)
+        if keep == len(flat):
+            self.stats.same += 1
+            self.stats.reused_tokens += keep
+            self._remember(document, (backend, last[1], last[2]))
+            return last[2], keep
+        if keep:
             state = backend.extend_context(ids[:, keep:], last[2], keep)
             self.stats.extended += 1
         else:
-            keep = 0
             state = backend.encode_context(ids)
             self.stats.full += 1
         self.stats.reused_tokens += keep
         self.stats.encoded_tokens += len(flat) - keep
         self._remember(document, (backend, flat.copy(), state))
         return state, keep
+
+    def reusable(self, backend, ids: np.ndarray, document: str | None = None) -> int:
+        """How many of context ids' (1, T) tokens `encode` would take from a cache (T: all, the same
+        context again), without encoding: what the engine weighs when it sizes the windows."""
+        return self._match(backend, np.asarray(ids[0]), document)[1]
+
+    def _match(self, backend, flat: np.ndarray, document: str | None) -> tuple[tuple | None, int]:
+        """(the cached context to continue, tokens kept from it): all of them for the same ids,
+        else at most all but the last (its logits start the span), and 0 below min_keep."""
+        with self._lock:
+            last = self._last.get(document) or (next(reversed(self._last.values())) if self._last else None)
+        if last is None or last[0] is not backend or not extends(backend):
+            return last, 0
+        keep = common_prefix(last[1], flat)
+        if keep == len(flat) == len(last[1]):
+            return last, keep
+        keep = min(keep, len(flat) - 1)
+        return last, keep if keep >= self.min_keep else 0
 
     def _remember(self, document: str | None, entry: tuple[object, np.ndarray, ContextState]) -> None:
         with self._lock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -247,3 +249,45 @@ def test_bundled_model_completes_every_language(bundled_engine, language):
     assert result.candidate_text.strip() or result.text == ""
     assert result.text in ("", result.candidate_text) and "\n" not in result.text.strip("\n")
     assert result.parse_ok is not None or not result.candidate_text
+
+
+def measured_costs(encode_ms_per_token: float, step_ms: float) -> StepCostModel:
+    """A cost model after measuring a machine: encodes linear in tokens, steps at step_ms. (The
+    AVX2-only CPU of stop 17 measured ~0.37 ms a context token for the int8 encoder.)"""
+    costs = StepCostModel()
+    for tokens in (128, 512):
+        costs.observe_encode(tokens, encode_ms_per_token * tokens)
+    for span in (8, 16, 32, 64):
+        costs.observe_step(span, 1, step_ms, ctx_tokens=300)
+    return costs
+
+
+def test_windows_shrink_so_a_slow_machine_still_gets_its_steps(bundled_engine):
+    """Where the encode of the full windows would leave the budget fewer than min_steps steps, the
+    windows shrink (steps matter more than context to this model); a context the cache already
+    holds costs no encode, so the next request on the same spot keeps its windows."""
+    import inspect
+    import json.decoder
+
+    from completion.cache import CompletionCache
+
+    text = inspect.getsource(json.decoder)  # real code, far longer than the windows
+    line = text.count("\n") // 2
+    request = CompletionRequest(text, line, len(text.splitlines()[line]), "python", document_id="decoder.py")
+    settings = CompletionSettings(latency_budget_ms=300.0, span_candidates=1)
+
+    def complete(engine: CompletionEngine, costs: StepCostModel) -> Completion:
+        engine.costs, engine.cache = costs, CompletionCache()  # costs as measured; no typed-ahead answer
+        return engine.complete(request)
+
+    full = complete(CompletionEngine(bundled_engine.model, replace(settings, latency_budget_ms=0.0)),
+                    measured_costs(2.0, 10.0))  # budget off: the configured windows, however slow
+    T = full.context_tokens
+    assert T > 100
+    engine = CompletionEngine(bundled_engine.model, settings)
+    fast = complete(engine, measured_costs(0.05, 3.0))
+    assert fast.context_tokens == T
+    again = complete(engine, measured_costs(4.0, 2.5))  # a slow machine now, but this context is cached
+    assert again.context_tokens == again.reused_tokens == T
+    slow = complete(CompletionEngine(bundled_engine.model, settings), measured_costs(4.0, 2.5))
+    assert slow.context_tokens < T and slow.steps == settings.min_steps
