@@ -31,13 +31,19 @@ from benchmarks import exact_match as em
 from benchmarks.checkpoints import DEFAULT_CURVE, append_curve, checkpoint_info, summarize
 from benchmarks.humaneval import BASELINES, EXPECTED_TASKS, TIMEOUT_S, Executor, Task, derive_tasks, load_problems
 from completion.api import Completion, CompletionError, CompletionRequest, CompletionSettings
+from completion.engine import WINDOW_SCALES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 STEP_SWEEP = (1, 2, 4, 8)
+_DEFAULTS = CompletionSettings()
 ENGINE_METHODS: dict[str, dict] = {"engine": {}, "true_length": {}, **{f"steps_{k}": {"steps": k} for k in STEP_SWEEP},
                                    "one_per_step": {"latency_budget_ms": 0.0, "steps": None, "tokens_per_step": 1},
-                                   "model_indent": {"indent_from_context": False}}
+                                   "model_indent": {"indent_from_context": False},
+                                   # the smallest windows a slow machine's budget falls back to (engine.fit_context)
+                                   "half_windows": {f"{side}_tokens": round(getattr(_DEFAULTS, f"{side}_tokens")
+                                                                            * WINDOW_SCALES[-1])
+                                                    for side in ("prefix", "suffix")}}
 ALL_METHODS = (*BASELINES, "ar", *ENGINE_METHODS)
 
 
@@ -222,6 +228,10 @@ def run_humaneval(args, engine, ar, ar_note: str) -> tuple[dict, dict]:
             methods[name]["steps_setting"] = int(name.split("_")[1])
         if name == "model_indent":
             methods[name]["note"] = "the engine without its indentation rule: the model writes the blank line's indent"
+        if name == "half_windows":
+            methods[name]["note"] = (f"the engine with {ENGINE_METHODS[name]['prefix_tokens']} + "
+                                     f"{ENGINE_METHODS[name]['suffix_tokens']} context tokens: the windows of a "
+                                     "machine too slow for more")
     if args.dump:
         args.dump.parent.mkdir(parents=True, exist_ok=True)
         with open(args.dump, "w") as f:
