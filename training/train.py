@@ -114,7 +114,8 @@ def compiled_losses() -> dict:
     compiler): it fuses the elementwise work around the bf16 matrix multiplies (rotary
     embeddings, GELU, the cast and log-softmax of the vocabulary logits), which is most of a
     step on a CPU with AMX. Measured here, 2 threads, 16 x 320 tokens: a step 13-15% faster in
-    both stages, the same losses; the first steps pay ~15 s of compilation."""
+    both stages, the same losses; the first steps pay ~15 s of compilation. On an AMD EPYC with
+    AVX-512 BF16, stage 2: ~3,250 -> ~3,650 tokens/s (12%)."""
     return {stage: torch.compile(fn, dynamic=False) for stage, fn in LOSSES.items()}
 
 
