@@ -150,8 +150,9 @@ class CompletionEngine:
         """(context, hole plan, context ids) from the configured windows, or, where this machine's
         costs say their encode (what the cache does not cover) and min_steps steps overrun the
         budget, from the largest of WINDOW_SCALES that fits (else the smallest). Steps matter more
-        than context to this model: HumanEval pass@1, budget off, 192 + 128 tokens at 4 steps
-        0.055, at 1 step 0.028, 96 + 64 tokens at 4 steps 0.059; and on an AVX2-only CPU a
+        than context to this model: HumanEval pass@1, budget off (infill.json: engine, steps_1,
+        half_windows), 192 + 128 tokens at 4 steps 0.059, at 1 step 0.024, 96 + 64 tokens at
+        4 steps 0.055; and on an AVX2-only CPU a
         512-token encode alone took 187 ms of the default 150 ms budget, leaving one step."""
         s = self.settings
         tok = self.model.tokenizer
