@@ -67,6 +67,12 @@ class CompletionEngine:
     def backend_name(self) -> str:
         return self.model.backend.name
 
+    @property
+    def budget_binds(self) -> bool:
+        """Whether the latency budget decides the work: a positive budget and no fixed step count."""
+        s = self.settings
+        return bool(s.latency_budget_ms and s.latency_budget_ms > 0 and not s.steps)
+
     def plan_steps(self, span_len: int, ctx_tokens: int, elapsed_ms: float, batch: int = 1) -> tuple[int, float | None]:
         """(steps, confidence threshold). Fixed steps if set; otherwise
         max(min_steps, ceil(span_len / tokens_per_step)), no more than the remaining budget buys
@@ -90,8 +96,7 @@ class CompletionEngine:
         spans = plan.spans[: max(1, s.span_candidates)]
         if len(spans) > 1:
             steps, threshold = self.plan_steps(max(spans), ctx_tokens, elapsed_ms, batch=len(spans))
-            no_budget = bool(s.steps) or not s.latency_budget_ms or s.latency_budget_ms <= 0
-            if no_budget or steps >= PAIR_MIN_STEPS:
+            if not self.budget_binds or steps >= PAIR_MIN_STEPS:
                 return spans, steps, threshold
         steps, threshold = self.plan_steps(spans[0], ctx_tokens, elapsed_ms)
         return spans[:1], steps, threshold
@@ -152,11 +157,11 @@ class CompletionEngine:
         budget, from the largest of WINDOW_SCALES that fits (else the smallest). Steps matter more
         than context to this model: HumanEval pass@1, budget off (infill.json: engine, steps_1,
         half_windows), 192 + 128 tokens at 4 steps 0.059, at 1 step 0.024, 96 + 64 tokens at
-        4 steps 0.055; and on an AVX2-only CPU a
-        512-token encode alone took 187 ms of the default 150 ms budget, leaving one step."""
+        4 steps 0.055; and on an AVX2-only CPU a 512-token encode alone took 187 ms of the
+        default 150 ms budget, leaving one step."""
         s = self.settings
         tok = self.model.tokenizer
-        budgeted = bool(s.latency_budget_ms and s.latency_budget_ms > 0 and not s.steps)
+        budgeted = self.budget_binds
         for scale in WINDOW_SCALES if budgeted else WINDOW_SCALES[:1]:
             ctx = build_context(request.text, offset, tok, max(1, round(s.prefix_tokens * scale)),
                                 max(1, round(s.suffix_tokens * scale)), view)
