@@ -87,6 +87,20 @@ def head_as_matmul(model: onnx.ModelProto) -> onnx.ModelProto:
     return model
 
 
+def permutation_matmuls(model: onnx.ModelProto) -> list[str]:
+    """MatMul nodes whose constant operand is a signed permutation (the rotary embedding's pair
+    rotation, `export/graph_model.py`): exact in fp32 and tiny, so quantizing them only adds a
+    per-call activation quantization and rounding error. They are left in fp32."""
+    inits = {t.name: t for t in model.graph.initializer}
+    names = []
+    for node in model.graph.node:
+        if node.op_type == "MatMul" and len(node.input) > 1 and node.input[1] in inits:
+            w = numpy_helper.to_array(inits[node.input[1]])
+            if w.ndim == 2 and np.isin(w, (-1.0, 0.0, 1.0)).all() and (np.abs(w).sum(axis=0) == 1).all():
+                names.append(node.name)
+    return names
+
+
 def quantize_dir(model_dir: Path, per_channel: bool = True) -> dict:
     """Quantize every fp32 graph present in model_dir; returns {"graphs": [...], "bytes": data size}."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -106,7 +120,7 @@ def quantize_dir(model_dir: Path, per_channel: bool = True) -> dict:
                 log(f"quantizing {name} -> {out.name} (dynamic, int8 weights{', per channel' if per_channel else ''})")
                 fp32 = head_as_matmul(onnx.load(str(model_dir / name)))  # with its external weights
                 quantize_dynamic(fp32, out, weight_type=QuantType.QInt8, per_channel=per_channel,
-                                 op_types_to_quantize=["MatMul"])
+                                 op_types_to_quantize=["MatMul"], nodes_to_exclude=permutation_matmuls(fp32))
                 quantized[out.name] = onnx.load(str(out))  # weights are embedded (small); save_shared moves them
     finally:
         logging.getLogger().removeFilter(hint)

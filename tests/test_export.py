@@ -199,6 +199,15 @@ def test_int8_variant_beside_fp32(exported, tmp_path):
         assert (model_dir / name).is_file(), name
     # smaller, though the embedding table stays fp32 (a lookup: nothing to gain from int8)
     assert (model_dir / INT8_DATA_FILE).stat().st_size < 0.8 * (model_dir / DATA_FILE).stat().st_size
+    # int8 takes every projection (4 per layer) and the output head; the rotary pair rotation, an
+    # exact signed permutation, stays a float MatMul.
+    import onnx
+
+    from export.quantize import head_as_matmul, permutation_matmuls
+
+    assert len(permutation_matmuls(head_as_matmul(onnx.load(str(model_dir / "denoiser.onnx"))))) == CFG.n_layer
+    ops = [n.op_type for n in onnx.load(str(model_dir / "denoiser.int8.onnx"), load_external_data=False).graph.node]
+    assert ops.count("MatMulInteger") == 4 * CFG.n_layer + 1
     parity = int8_parity(model_dir)
     assert parity["max_abs_logit_diff"] < 0.5 and parity["greedy_agreement"] >= 0.9
     backend = OnnxBackend(model_dir, threads=1, precision="int8")
