@@ -36,6 +36,9 @@ class CompletionSettings:
     # pass@1 goes 0.0445 -> 0.0513. The budget may cut further; tokens_per_step 1 = one per token.
     tokens_per_step: float = 8.0
     min_steps: int = 4
+    # When every candidate breaks the parse, denoise again with this many times the steps (within
+    # the budget); 1 turns the second pass off.
+    retry_steps_factor: float = 2.0
     span_candidates: int = 2  # span lengths denoised together in one batch (1: only the preferred one)
     reject_parse_errors: bool = True  # drop a completion that adds tree-sitter errors
     indent_from_context: bool = True  # at column 0 of a blank line, indent as the lines around it allow
@@ -66,4 +69,5 @@ class Completion:
     candidates: int = 1  # span lengths denoised together
     reused_tokens: int = 0  # context tokens whose keys/values came from the previous request's cache
     context_tokens: int = 0  # tokens of the context the model saw (windows shrink when the budget is short)
+    retried: bool = False  # a second pass with more steps replaced a candidate that broke the parse
     confidence: float = 0.0  # mean probability of the chosen candidate's tokens when committed (0: not sampled)

@@ -291,3 +291,72 @@ def test_windows_shrink_so_a_slow_machine_still_gets_its_steps(bundled_engine):
     assert again.context_tokens == again.reused_tokens == T
     slow = complete(CompletionEngine(bundled_engine.model, settings), measured_costs(4.0, 2.5))
     assert slow.context_tokens < T
+
+
+class SecondPassBackend(ScriptBackend):
+    """The first pass denoises towards `broken`, every later one towards `fixed`: what more steps
+    (fewer tokens committed in parallel) do to a line the model broke."""
+
+    def __init__(self, broken: str, fixed: str):
+        super().__init__(long=(broken, 8.0))
+        self.fixed, self.passes = ids_of(fixed), 0
+
+    def denoise_span(self, span_ids, state, rows=None):
+        if not self.calls or (span_ids == 1).sum() == (self.calls[0] == 1).sum():  # a pass starts: all masked
+            self.passes += 1
+        if self.passes > 1:
+            self.scripts["long"] = self.scripts["short"] = (self.fixed, 8.0)
+        return super().denoise_span(span_ids, state, rows)
+
+
+def test_a_second_pass_with_more_steps_replaces_a_line_that_broke_the_parse():
+    backend = SecondPassBackend("x(((", "x + 1")
+    engine = make_engine(backend, latency_budget_ms=0, span_len=8, min_steps=4, min_confidence=2.0)
+    result = engine.complete(AT_RETURN)
+    assert result.retried and result.text == "x + 1" and result.parse_ok is True and backend.passes == 2
+    assert 4 < result.steps <= 4 + 8 and result.forward_passes == 1 + result.steps == 1 + len(backend.calls)
+
+
+def test_no_second_pass_when_the_line_parses_the_steps_are_fixed_or_the_budget_is_spent():
+    kept = make_engine(ScriptBackend(long=("x + 1", 8.0)), latency_budget_ms=0, span_len=8).complete(AT_RETURN)
+    assert not kept.retried and kept.text == "x + 1"
+    fixed = make_engine(SecondPassBackend("x(((", "x + 1"), latency_budget_ms=0, span_len=8, steps=2,
+                        min_confidence=2.0).complete(AT_RETURN)
+    assert not fixed.retried and fixed.text == "" and fixed.steps == 2
+    off = make_engine(SecondPassBackend("x(((", "x + 1"), latency_budget_ms=0, span_len=8,
+                      retry_steps_factor=1.0, min_confidence=2.0).complete(AT_RETURN)
+    assert not off.retried and off.text == ""
+    spent = make_engine(SecondPassBackend("x(((", "x + 1"), latency_budget_ms=1e-3, span_len=8,
+                        span_candidates=1, min_confidence=2.0).complete(AT_RETURN)
+    assert not spent.retried and spent.steps == 1 and spent.text == ""  # the budget bought one step, and no more
+
+
+def test_second_pass_on_the_bundled_model(bundled_engine):
+    """Real code, real model, one step for a whole line (many parallel commits): wherever every
+    candidate broke the parse, a second pass of up to twice the steps ran over the same context;
+    elsewhere the answer is the one-pass answer."""
+    import inspect
+    import json.decoder
+
+    from completion.cache import CompletionCache
+
+    text = inspect.getsource(json.decoder)
+    lines = text.splitlines()
+    places = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")][10:70:3]
+    settings = CompletionSettings(latency_budget_ms=0, span_candidates=1, span_len=8, min_steps=1,
+                                  tokens_per_step=8, min_confidence=2.0)
+    retried = 0
+    for i in places:
+        col = len(lines[i]) - len(lines[i].lstrip())
+        doc = "\n".join(lines[:i] + [lines[i][:col]] + lines[i + 1:]) + "\n"
+        request = CompletionRequest(doc, i, col, "python")
+        one, two = (CompletionEngine(bundled_engine.model, replace(settings, retry_steps_factor=f),
+                                     bundled_engine.costs, cache=CompletionCache()).complete(request)
+                    for f in (1.0, 2.0))
+        assert one.steps == 1 and not one.retried
+        if one.parse_ok is False:
+            retried += 1
+            assert two.retried and 1 < two.steps <= 1 + 2 and two.forward_passes == 1 + two.steps
+        else:
+            assert not two.retried and (two.text, two.steps) == (one.text, one.steps)
+    assert retried > 0
