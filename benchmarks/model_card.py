@@ -46,8 +46,9 @@ def training_section(meta: dict, config: dict) -> list[str]:
         f"- Total: {(ar_tokens + own_tokens) / 1e6:.1f}M tokens in {ar_hours + own_hours:.2f} CPU-hours "
         "(wall-clock hours on 2-core machines, shared with other work: until 8.87 h an Intel CPU with AMX, bf16 "
         "autocast, ~2,400 tokens/s in stage 2; to 9.85 h an AVX2-only AMD EPYC, fp32, ~600 tokens/s, so an hour "
-        "there bought a quarter of the tokens; after it an AMD EPYC with AVX-512 BF16, bf16 autocast, "
-        "~2,900 tokens/s).",
+        "there bought a quarter of the tokens; to 12.50 h an AMD EPYC with AVX-512 BF16, bf16 autocast, "
+        "~2,900 tokens/s; after it an Intel Xeon with AMX, bf16 autocast and a compiled loss, ~5,500 tokens/s, "
+        "its hours including ~2 minutes stopped while speed was measured).",
         f"- Validation loss of this checkpoint ({scored}, cross-entropy in nats): {_fmt(meta.get('val_loss'))}"
         + (f", on the corpus's validation split of {meta['val_set']} (a corpus built on a machine with other "
            "packages installed has another split, and losses on it differ)." if meta.get("val_set") else "."),
