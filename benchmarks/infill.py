@@ -239,7 +239,8 @@ def run_humaneval(args, engine, ar, ar_note: str) -> tuple[dict, dict]:
                 for t, c, (ok, why) in zip(tasks, cs, results[name], strict=True):
                     f.write(json.dumps({"method": name, "task": t.task_id, "middle": t.middle, "completion": c.text,
                                         "passed": ok, "reason": why, "steps": c.steps,
-                                        "confidence": c.confidence}) + "\n")
+                                        "confidence": c.confidence, "candidate": c.candidate_text,
+                                        "parse_ok": c.parse_ok, "retried": c.retried}) + "\n")
     summary = {"task_definition": "program = prompt + canonical_solution; one hole per solution line that is "
                "non-empty after strip; cursor at column 0 of the emptied line (the engine picks the indentation "
                "the lines around allow, the model the rest); pass@1 = the problem's check(entry_point) passes in an "

@@ -142,16 +142,20 @@ class CompletionEngine:
                 yield self._draft(result, ctx, plan, t0)
         completion = self._final(result, ctx, plan, keeps_parse, t0)
         cancelled = result.cancelled
-        retry = self.plan_retry(completion, result, ids.shape[1], (time.perf_counter() - t0) * 1000)
-        if retry:
-            again = denoise_rows(self.model.backend, state, lengths, retry, self.ids, threshold,
-                                 is_cancelled=is_cancelled, on_timing=self.costs.observe_step,
-                                 first_allowed=first_allowed)
-            cancelled = again.cancelled
+        first, rejected_words = result, []
+        for attempt in range(s.parse_retries):
+            retry = self.plan_retry(completion, first, ids.shape[1], (time.perf_counter() - t0) * 1000)
+            if not retry or cancelled:
+                break
+            rejected_words += [w for w in self.first_words(result) if w not in rejected_words]
+            result = denoise_rows(self.model.backend, state, lengths, retry, self.ids, threshold,
+                                  is_cancelled=is_cancelled, on_timing=self.costs.observe_step,
+                                  first_allowed=first_allowed, banned=rejected_words if attempt else ())
+            cancelled = result.cancelled
             if not cancelled:
-                second = self._final(again, ctx, plan, keeps_parse, t0)
-                completion = replace(second, steps=result.steps + again.steps,
-                                     forward_passes=1 + result.steps + again.steps, retried=True)
+                steps_taken = completion.steps + result.steps
+                completion = replace(self._final(result, ctx, plan, keeps_parse, t0), steps=steps_taken,
+                                     forward_passes=1 + steps_taken, retried=True)
         completion = replace(completion, reused_tokens=reused, context_tokens=ids.shape[1])
         if not cancelled:
             self.cache.put(request.text, offset, completion.text, salt)
@@ -162,12 +166,14 @@ class CompletionEngine:
         yield completion
 
     def plan_retry(self, completion: Completion, result: BatchResult, ctx_tokens: int, elapsed_ms: float) -> int:
-        """Steps of a second pass over the same encoded context when every candidate broke the parse
+        """Steps of another pass over the same encoded context when every candidate broke the parse
         (0: none). Committing tokens in parallel is what breaks a line ("if x in None::"); more
-        steps commit fewer at a time. The second pass runs only where the budget buys more steps
-        than the first took, so a fast answer is never held back: on HumanEval single lines a
-        parse rejection left 387 of 1033 holes empty at 4 steps. A fixed step count (settings.steps)
-        is kept as asked."""
+        steps commit fewer at a time. A retry runs only where the budget buys more steps than the
+        first pass (`result`) took, so a fast answer is never held back: on HumanEval single lines a
+        parse rejection left 387 of 1033 holes empty at 4 steps. From the second retry on, the
+        candidates may not open with a word a rejected one opened with (`first_words`): the model
+        that wrote `>>> f(x)` after a docstring or `return` where a block must open writes the same
+        at any step count. A fixed step count (settings.steps) is kept as asked."""
         s = self.settings
         if completion.parse_ok is not False or result.cancelled or s.steps or s.retry_steps_factor <= 1:
             return 0
@@ -177,6 +183,19 @@ class CompletionEngine:
             steps = min(steps, self.costs.steps_within(s.latency_budget_ms - elapsed_ms, ctx_tokens, span,
                                                        batch=len(result.lengths)))
         return steps if steps > result.steps else 0
+
+    def first_words(self, result: BatchResult) -> list[tuple[int, int]]:
+        """(position, token) of each row's first token that is not whitespace: the word a
+        candidate opened with, which decides most of what follows (`plan_retry`)."""
+        out = []
+        for row in result.rows:
+            for j, token in enumerate(row):
+                if token in (self.ids.mask, self.ids.eos):
+                    break
+                if self.model.tokenizer.decode([token]).strip():
+                    out.append((j, token))
+                    break
+        return out
 
     def fit_context(self, request: CompletionRequest, offset: int, view: SyntaxView | None,
                     t0: float) -> tuple[Context, HolePlan, np.ndarray]:

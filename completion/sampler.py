@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,7 +128,8 @@ def first_token(first_logits: np.ndarray, allowed: np.ndarray, ids: SpecialIds) 
 def denoise_steps(backend: DenoiserBackend, state: ContextState, lengths: list[int] | tuple[int, ...], steps: int,
                   ids: SpecialIds, threshold: float | None = None, is_cancelled: Callable[[], bool] | None = None,
                   on_timing: Callable[[int, int, float], None] | None = None,
-                  first_allowed: np.ndarray | None = None) -> Iterator[BatchResult]:
+                  first_allowed: np.ndarray | None = None,
+                  banned: Sequence[tuple[int, int]] = ()) -> Iterator[BatchResult]:
     """Fill one span per candidate length in one batch over the shared context, in at most
     `steps` steps, yielding the state after every step (the last yield is the result). Rows
     are padded to the longest with EOS committed from the start; a row leaves the batch once
@@ -136,10 +137,19 @@ def denoise_steps(backend: DenoiserBackend, state: ContextState, lengths: list[i
 
     first_allowed (a vocabulary mask) limits the first token (completion/indent.py: the
     indentation of a blank line). Its logits come from the context alone, so it is committed
-    before the first step and every other position sees it from the start."""
+    before the first step and every other position sees it from the start.
+
+    banned: (position, token) pairs never committed there, in any row: a second attempt
+    steered away from the first word of candidates that broke the parse."""
     span = candidate_spans(ids.mask, ids.eos, lengths)
     conf_kept = np.zeros(span.shape, dtype=np.float32)
+    ban_at: dict[int, list[int]] = {}
+    for pos, token in banned:
+        ban_at.setdefault(pos, []).append(token)
     if first_allowed is not None and not state.aligned:
+        if 0 in ban_at and first_allowed.sum() > len(ban_at[0]):  # never ban every allowed start
+            first_allowed = first_allowed.copy()
+            first_allowed[ban_at[0]] = False
         span[:, 0], conf_kept[:, 0] = first_token(state.first_logits, first_allowed, ids)
     S = span.shape[1]
     steps = max(1, min(steps, max(lengths)))
@@ -166,6 +176,9 @@ def denoise_steps(backend: DenoiserBackend, state: ContextState, lengths: list[i
                 logits[0, ids.eos] = -np.inf  # a suggestion has at least one token: empty helps nobody
                 if first_allowed is not None:
                     logits[0, ~first_allowed] = -np.inf
+            for i, pos in enumerate(positions):
+                if pos in ban_at:
+                    logits[i, ban_at[pos]] = -np.inf
             best, conf = np.zeros(S, dtype=np.int64), np.zeros(S, dtype=np.float32)
             best[positions], conf[positions] = confidences(logits, ids.forbidden)
             for j in choose_commits(masked, conf, steps - taken + 1, threshold):
@@ -185,11 +198,11 @@ def denoise_rows(backend: DenoiserBackend, state: ContextState, lengths: list[in
                  on_step: Callable[[list[list[int]]], None] | None = None,
                  is_cancelled: Callable[[], bool] | None = None,
                  on_timing: Callable[[int, int, float], None] | None = None,
-                 first_allowed: np.ndarray | None = None) -> BatchResult:
+                 first_allowed: np.ndarray | None = None, banned: Sequence[tuple[int, int]] = ()) -> BatchResult:
     """`denoise_steps` run to the end; on_step(rows) after every step."""
     result = None
     for result in denoise_steps(backend, state, lengths, steps, ids, threshold, is_cancelled, on_timing,
-                                first_allowed):
+                                first_allowed, banned):
         if on_step is not None and not result.cancelled and result.steps > 0:
             on_step(result.rows)
     return result

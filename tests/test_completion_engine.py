@@ -104,7 +104,7 @@ def test_a_statement_before_an_indented_body_is_rejected(monkeypatch):
     (unexpected indent), and neither does the engine. Before a line that is not deeper it stays."""
     backend = ScriptBackend(long=("x = 1", 8.0))
     header = CompletionRequest("def f(x):\n    \n        return x\n", 1, 4, "python")
-    result = make_engine(backend, latency_budget_ms=0, span_len=8).complete(header)
+    result = make_engine(backend, latency_budget_ms=0, span_len=8, parse_retries=0).complete(header)
     assert result.text == "" and result.candidate_text == "x = 1" and result.parse_ok is False
     flat = CompletionRequest("def f(x):\n    \n    return x\n", 1, 4, "python")
     assert make_engine(backend, latency_budget_ms=0, span_len=8).complete(flat).text == "x = 1"
@@ -125,7 +125,7 @@ def test_more_confident_candidate_wins_when_both_parse():
 
 def test_a_completion_that_breaks_the_parse_is_rejected():
     backend = ScriptBackend(long=("x(((", 8.0))
-    result = make_engine(backend, latency_budget_ms=0, span_len=8).complete(AT_RETURN)
+    result = make_engine(backend, latency_budget_ms=0, span_len=8, parse_retries=0).complete(AT_RETURN)
     assert result.text == "" and result.candidate_text == "x(((" and result.parse_ok is False
     kept = make_engine(backend, latency_budget_ms=0, span_len=8, reject_parse_errors=False).complete(AT_RETURN)
     assert kept.text == "x(((" and kept.parse_ok is None
@@ -317,6 +317,46 @@ def test_a_second_pass_with_more_steps_replaces_a_line_that_broke_the_parse():
     assert 4 < result.steps <= 4 + 8 and result.forward_passes == 1 + result.steps == 1 + len(backend.calls)
 
 
+class FirstWordBackend(ScriptBackend):
+    """Opens with "x" (most likely) or "y"; what follows depends on the first word alone, at any
+    step count: "x(((" breaks the line, "y + 1" does not. Until the first word is committed the
+    rest is unsure, so it is committed first."""
+
+    def __init__(self):
+        super().__init__(long=("x(((", 8.0))
+        self.followups = {T["x"]: ids_of("x((("), T["y"]: ids_of("y + 1")}
+
+    def encode_context(self, ids):
+        state = super().encode_context(ids)
+        state.first_logits[T["y"]] = 7.0
+        return state
+
+    def denoise_span(self, span_ids, state, rows=None):
+        self.calls.append(span_ids.copy())
+        B, S = span_ids.shape
+        out = np.zeros((B, S, V), dtype=np.float32)
+        for b, row in enumerate(span_ids):
+            tokens = self.followups.get(int(row[0]), self.followups[T["x"]])
+            level = 8.0 if row[0] != T["<mask>"] else 0.5
+            for j in range(S):
+                out[b, j, tokens[j + 1] if j + 1 < len(tokens) else EOS] = level - 0.01 * j
+        return take_rows(out, rows)
+
+
+def test_later_retries_ban_the_first_word_of_rejected_candidates():
+    """More steps cannot mend a line whose first word is wrong: the first retry still writes
+    "x(((", the second may not open with "x" and writes "y + 1"; one retry alone leaves nothing."""
+    settings = dict(latency_budget_ms=0, span_len=8, min_steps=8, min_confidence=2.0)
+    backend = FirstWordBackend()
+    result = make_engine(backend, **settings).complete(AT_RETURN)
+    assert result.retried and result.text == "y + 1" and result.parse_ok is True
+    assert result.steps == 5 + 5 + 6 and result.forward_passes == 1 + result.steps == 1 + len(backend.calls)
+    once = make_engine(FirstWordBackend(), parse_retries=1, **settings).complete(AT_RETURN)
+    assert once.retried and once.text == "" and once.candidate_text == "x((("
+    none = make_engine(FirstWordBackend(), parse_retries=0, **settings).complete(AT_RETURN)
+    assert not none.retried and none.steps == 5
+
+
 def test_no_second_pass_when_the_line_parses_the_steps_are_fixed_or_the_budget_is_spent():
     kept = make_engine(ScriptBackend(long=("x + 1", 8.0)), latency_budget_ms=0, span_len=8).complete(AT_RETURN)
     assert not kept.retried and kept.text == "x + 1"
@@ -344,7 +384,7 @@ def test_second_pass_on_the_bundled_model(bundled_engine):
     lines = text.splitlines()
     places = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")][10:70:3]
     settings = CompletionSettings(latency_budget_ms=0, span_candidates=1, span_len=8, min_steps=1,
-                                  tokens_per_step=8, min_confidence=2.0)
+                                  tokens_per_step=8, min_confidence=2.0, parse_retries=1)
     retried = 0
     for i in places:
         col = len(lines[i]) - len(lines[i].lstrip())
@@ -360,3 +400,31 @@ def test_second_pass_on_the_bundled_model(bundled_engine):
         else:
             assert not two.retried and (two.text, two.steps) == (one.text, one.steps)
     assert retried > 0
+
+
+def test_later_retries_on_the_bundled_model(bundled_engine):
+    """Real code, real model, one step per line: where one retry still broke the parse, later ones
+    (banning the first words rejected) turn some empty answers into lines that parse; where the
+    first pass parsed, nothing changes."""
+    import inspect
+    import json.decoder
+
+    from completion.cache import CompletionCache
+
+    lines = inspect.getsource(json.decoder).splitlines()
+    places = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")][10:70:3]
+    settings = CompletionSettings(latency_budget_ms=0, span_candidates=1, span_len=8, min_steps=1,
+                                  tokens_per_step=8, min_confidence=2.0)
+    rescued = 0
+    for i in places:
+        col = len(lines[i]) - len(lines[i].lstrip())
+        request = CompletionRequest("\n".join(lines[:i] + [lines[i][:col]] + lines[i + 1:]) + "\n", i, col, "python")
+        one, three = (CompletionEngine(bundled_engine.model, replace(settings, parse_retries=n),
+                                       bundled_engine.costs, cache=CompletionCache()).complete(request)
+                      for n in (1, 3))
+        if one.parse_ok is not False:
+            assert (three.text, three.steps) == (one.text, one.steps)
+            continue
+        assert three.steps >= one.steps and three.forward_passes == 1 + three.steps
+        rescued += one.text == "" and three.text != "" and three.parse_ok is not False
+    assert rescued > 0

@@ -227,6 +227,30 @@ def test_first_token_limit_is_committed_before_the_first_step():
     assert free.rows[0][0] == 10
 
 
+def test_banned_tokens_are_never_committed_at_their_position():
+    """A (position, token) ban takes the next best token there, in every row; elsewhere the token
+    stays allowed. At position 0 it also narrows a first-token limit, but never to nothing."""
+
+    class RunnerUp(TargetBackend):  # token 20 is second everywhere
+        def _logits_for(self, j):
+            row = super()._logits_for(j)
+            row[20] = 1.0
+            return row
+
+    backend = RunnerUp([10, 11, 12, 13, 11])
+    state = backend.encode_context(np.zeros((1, 5), dtype=np.int64))
+    result = denoise_rows(backend, state, [6, 8], 4, IDS, banned=[(0, 10), (1, 11)])
+    for row in result.rows:
+        assert row[:5] == [20, 20, 12, 13, 11]
+    allowed = np.zeros(V, dtype=bool)
+    allowed[[30, 31]] = True
+    state.first_logits[[30, 31]] = [3.0, 2.5]
+    narrowed = denoise_rows(backend, state, [8], 4, IDS, first_allowed=allowed, banned=[(0, 30)])
+    assert narrowed.rows[0][0] == 31
+    kept = denoise_rows(backend, state, [8], 4, IDS, first_allowed=allowed, banned=[(0, 30), (0, 31)])
+    assert kept.rows[0][0] == 30  # banning every allowed start would leave no answer: the limit wins
+
+
 def test_a_candidate_that_ended_beats_a_more_confident_one_cut_off_by_its_span():
     """12 tokens then EOS, confidence falling from left to right: the 8-token candidate is the more
     confident (it never reaches the doubtful end) but stops mid-line; the 16-token one ended."""
