@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_int8 and (args.model / "encoder.int8.onnx").is_file():
         int8, b8 = int8_vs_fp32(args.model, fp32, decoder32, contexts[Tk], args.threads)
         costs8 = StepCostModel()
-        costs8.warm_up(b8, batches=(1, 2))
+        costs8.warm_up(b8, batches=(1, 3))
         engine8 = CompletionEngine(LoadedModel(tok, b8, b8.info, args.model), CompletionSettings(), costs8)
         int8["completion"] = engine_latency(engine8, requests, "int8")
         results["int8"] = int8

@@ -42,7 +42,7 @@ class CompletionSettings:
     # 0.0707, one 0.0852 (280 left empty), three 0.0881 (178 empty). 0 or a factor of 1 turns them off.
     retry_steps_factor: float = 2.0
     parse_retries: int = 3
-    span_candidates: int = 2  # span lengths denoised together in one batch (1: only the preferred one)
+    span_candidates: int = 3  # span lengths denoised together in one batch (1: only the preferred one)
     reject_parse_errors: bool = True  # drop a completion that adds tree-sitter errors
     indent_from_context: bool = True  # at column 0 of a blank line, indent as the lines around it allow
     enabled_languages: list[str] = field(default_factory=lambda: ["*"])

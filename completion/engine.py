@@ -9,7 +9,7 @@ and suffix windows cut at statement boundaries (smaller where the machine is too
 for their encode and min_steps steps within the budget) -> hole kind and candidate span
 lengths -> one context encode (continuing the last request's cache where the
 tokens agree) -> denoising steps chosen from the latency budget,
-two span lengths in one batch when the budget allows -> each candidate
+several span lengths in one batch when the budget allows -> each candidate
 post-processed, checked against the parse, the better kept -> cached.
 """
 
@@ -43,7 +43,7 @@ log = logging.getLogger("quicksilver.completion")
 # Holes whose line the block rule checks: a whole line or the end of one (not mid-line fills, comments, strings).
 BLOCK_CHECKED_HOLES = (HoleKind.EMPTY_LINE, HoleKind.EMPTY_BLOCK, HoleKind.END_OF_LINE)
 BLOCK_LOOKAHEAD_CHARS = 8_000  # enough to reach the next line of code past blank and comment lines
-PAIR_MIN_STEPS = 2  # two span lengths share a batch only when the budget buys at least this many steps
+PAIR_MIN_STEPS = 2  # span lengths share a batch only when the budget buys at least this many steps
 # Fractions of the configured windows tried, largest first, when a slow machine's encode would leave the
 # budget fewer than min_steps steps (fit_context); the smallest is as far as its quality was measured.
 WINDOW_SCALES = (1.0, 0.75, 0.5)
@@ -90,8 +90,9 @@ class CompletionEngine:
 
     def plan_candidates(self, plan: HolePlan, ctx_tokens: int, elapsed_ms: float) -> tuple[tuple[int, ...], int,
                                                                                           float | None]:
-        """(span lengths to denoise together, steps, threshold): two lengths when the hole has two
-        candidates and the budget still buys PAIR_MIN_STEPS steps for both rows, else the preferred one."""
+        """(span lengths to denoise together, steps, threshold): the hole's candidates (up to
+        span_candidates) when the budget still buys PAIR_MIN_STEPS steps for all their rows, else
+        the preferred one."""
         s = self.settings
         spans = plan.spans[: max(1, s.span_candidates)]
         if len(spans) > 1:
@@ -315,5 +316,5 @@ def load_engine(model_dir: str | None = None, backend: str = "auto", threads: in
     """Load the model, measure its step costs with a short warm-up, and build the engine."""
     model = load_model(model_dir, backend=backend, threads=threads)
     costs = StepCostModel()
-    costs.warm_up(model.backend, batches=(1, 2))  # batch 2: two span lengths at once
+    costs.warm_up(model.backend, batches=(1, 3))  # batch 3: the three span lengths of a line at once
     return CompletionEngine(model, settings, costs)

@@ -8,9 +8,9 @@ everything after it is EOS, and the first token is never EOS. With `steps == spa
 one token per step.
 
 Several candidate span lengths can share one batch (one context, B rows of the same
-length S): the shorter candidate's row has EOS committed past its length from the
+length S): a shorter candidate's row has EOS committed past its length from the
 start. Guessing the hole's length is the hard part of diffusion infilling, so
-trying two lengths at once and keeping the better one is cheap insurance.
+trying several lengths at once and keeping the best is cheap insurance.
 """
 
 from __future__ import annotations

@@ -89,13 +89,14 @@ DOC = "def f(x):\n    return \n"
 AT_RETURN = CompletionRequest(DOC, 1, 11, "python")
 
 
-def test_parse_validity_beats_confidence_between_two_span_lengths():
+def test_parse_validity_beats_confidence_between_span_lengths():
     backend = ScriptBackend(long=("x(((", 8.0), short=("x + 1", 2.0))
     result = make_engine(backend, latency_budget_ms=0).complete(AT_RETURN)
     first = backend.calls[0]
-    assert first.shape == (2, 16)  # two candidates, one batch, one shared context
+    assert first.shape == (3, 16)  # three candidates (16, 8, 4), one batch, one shared context
     assert (first[1, 8:] == EOS).all() and (first[1, :8] == 1).all() and (first[0] == 1).all()
-    assert result.candidates == 2 and result.hole == "end_of_line"
+    assert (first[2, 4:] == EOS).all() and (first[2, :4] == 1).all()  # "x + " cut short: it breaks the line
+    assert result.candidates == 3 and result.hole == "end_of_line"
     assert result.text == "x + 1" and result.span_len == 8 and result.parse_ok is True
 
 

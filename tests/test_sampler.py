@@ -180,14 +180,14 @@ def test_two_span_lengths_share_one_batch_with_eos_forced_on_the_shorter():
 
 
 def test_slow_backend_with_engine_chosen_lengths_still_fits_the_budget():
-    """No span length given: the hole picks two candidates; the budget decides how many steps, and
-    whether both candidates still fit (this fake costs the same for a batch of one or two)."""
+    """No span length given: the hole picks three candidates; the budget decides how many steps, and
+    whether the candidates still fit together (this fake costs the same for any batch)."""
     slow = TargetBackend(list(range(10, 26)), delay_s=0.02)
     engine = _engine(slow, latency_budget_ms=150, min_confidence=1.1, tokens_per_step=1)
     engine.costs.warm_up(slow, batches=(1, 2))
     slow.calls = 0
     result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
-    assert result.candidates == 2 and 2 <= result.steps < 16 and result.steps == slow.calls
+    assert result.candidates == 3 and 2 <= result.steps < 16 and result.steps == slow.calls
 
     slower = TargetBackend(list(range(10, 26)), delay_s=0.06)  # one step is all 150 ms buy
     engine = _engine(slower, latency_budget_ms=150, min_confidence=1.1, tokens_per_step=1)
@@ -197,11 +197,11 @@ def test_slow_backend_with_engine_chosen_lengths_still_fits_the_budget():
     assert result.candidates == 1 and result.steps == 1 == slower.calls
 
 
-def test_no_deadline_denoises_both_candidates_one_token_per_step():
+def test_no_deadline_denoises_every_candidate_one_token_per_step():
     backend = TargetBackend(list(range(10, 26)))
     engine = _engine(backend, latency_budget_ms=0, tokens_per_step=1)
     result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
-    assert result.candidates == 2 and result.steps == 16  # the longer candidate's 16 tokens
+    assert result.candidates == 3 and result.steps == 16  # the longest candidate's 16 tokens
 
 
 def test_first_token_limit_is_committed_before_the_first_step():
@@ -264,5 +264,5 @@ def test_a_candidate_that_ended_beats_a_more_confident_one_cut_off_by_its_span()
     backend = Fading(list(range(10, 22)))
     engine = _engine(backend, latency_budget_ms=0, tokens_per_step=1)
     result = engine.complete(CompletionRequest(text="x = 1\ny = ", line=1, column=4))
-    assert result.candidates == 2 and result.span_len == 16
+    assert result.candidates == 3 and result.span_len == 16
     assert result.text == FakeTokenizer().decode(list(range(10, 22)))
