@@ -372,25 +372,35 @@ def test_no_second_pass_when_the_line_parses_the_steps_are_fixed_or_the_budget_i
     assert not spent.retried and spent.steps == 1 and spent.text == ""  # the budget bought one step, and no more
 
 
+# One step for a whole 8-token line: many parallel commits, so many lines break the parse.
+ONE_STEP_LINES = CompletionSettings(latency_budget_ms=0, span_candidates=1, span_len=8, min_steps=1,
+                                    tokens_per_step=8, min_confidence=2.0)
+
+
+def emptied_json_decoder_lines() -> list[CompletionRequest]:
+    """Requests at 20 code lines of json.decoder's source, each line emptied after its indentation."""
+    import inspect
+    import json.decoder
+
+    lines = inspect.getsource(json.decoder).splitlines()
+    places = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")][10:70:3]
+    requests = []
+    for i in places:
+        col = len(lines[i]) - len(lines[i].lstrip())
+        doc = "\n".join(lines[:i] + [lines[i][:col]] + lines[i + 1:]) + "\n"
+        requests.append(CompletionRequest(doc, i, col, "python"))
+    return requests
+
+
 def test_second_pass_on_the_bundled_model(bundled_engine):
     """Real code, real model, one step for a whole line (many parallel commits): wherever every
     candidate broke the parse, a second pass of up to twice the steps ran over the same context;
     elsewhere the answer is the one-pass answer."""
-    import inspect
-    import json.decoder
-
     from completion.cache import CompletionCache
 
-    text = inspect.getsource(json.decoder)
-    lines = text.splitlines()
-    places = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")][10:70:3]
-    settings = CompletionSettings(latency_budget_ms=0, span_candidates=1, span_len=8, min_steps=1,
-                                  tokens_per_step=8, min_confidence=2.0, parse_retries=1)
+    settings = replace(ONE_STEP_LINES, parse_retries=1)
     retried = 0
-    for i in places:
-        col = len(lines[i]) - len(lines[i].lstrip())
-        doc = "\n".join(lines[:i] + [lines[i][:col]] + lines[i + 1:]) + "\n"
-        request = CompletionRequest(doc, i, col, "python")
+    for request in emptied_json_decoder_lines():
         one, two = (CompletionEngine(bundled_engine.model, replace(settings, retry_steps_factor=f),
                                      bundled_engine.costs, cache=CompletionCache()).complete(request)
                     for f in (1.0, 2.0))
@@ -407,20 +417,11 @@ def test_later_retries_on_the_bundled_model(bundled_engine):
     """Real code, real model, one step per line: where one retry still broke the parse, later ones
     (banning the first words rejected) turn some empty answers into lines that parse; where the
     first pass parsed, nothing changes."""
-    import inspect
-    import json.decoder
-
     from completion.cache import CompletionCache
 
-    lines = inspect.getsource(json.decoder).splitlines()
-    places = [i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")][10:70:3]
-    settings = CompletionSettings(latency_budget_ms=0, span_candidates=1, span_len=8, min_steps=1,
-                                  tokens_per_step=8, min_confidence=2.0)
     rescued = 0
-    for i in places:
-        col = len(lines[i]) - len(lines[i].lstrip())
-        request = CompletionRequest("\n".join(lines[:i] + [lines[i][:col]] + lines[i + 1:]) + "\n", i, col, "python")
-        one, three = (CompletionEngine(bundled_engine.model, replace(settings, parse_retries=n),
+    for request in emptied_json_decoder_lines():
+        one, three = (CompletionEngine(bundled_engine.model, replace(ONE_STEP_LINES, parse_retries=n),
                                        bundled_engine.costs, cache=CompletionCache()).complete(request)
                       for n in (1, 3))
         if one.parse_ok is not False:
