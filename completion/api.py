@@ -46,6 +46,9 @@ class CompletionSettings:
     parse_retries: int = 2
     span_candidates: int = 3  # span lengths denoised together in one batch (1: only the preferred one)
     reject_parse_errors: bool = True  # drop a completion that adds tree-sitter errors
+    # Rank candidates reading a name the document never mentions (`return_int`, a commit that glued two
+    # tokens) below the others, and retry like a broken parse when all do (completion/names.py; Python).
+    rank_known_names: bool = True
     indent_from_context: bool = True  # at column 0 of a blank line, indent as the lines around it allow
     enabled_languages: list[str] = field(default_factory=lambda: ["*"])
 
@@ -74,5 +77,6 @@ class Completion:
     candidates: int = 1  # span lengths denoised together
     reused_tokens: int = 0  # context tokens whose keys/values came from the previous request's cache
     context_tokens: int = 0  # tokens of the context the model saw (windows shrink when the budget is short)
-    retried: bool = False  # a second pass with more steps replaced a candidate that broke the parse
+    retried: bool = False  # another pass with more steps ran: every candidate broke the parse or read unknown names
     confidence: float = 0.0  # mean probability of the chosen candidate's tokens when committed (0: not sampled)
+    unknown_names: tuple[str, ...] = ()  # names it reads that the document never mentions (completion/names.py)

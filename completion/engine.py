@@ -32,6 +32,7 @@ from completion.context_reuse import ContextReuse
 from completion.hole import HoleKind, HolePlan, classify, in_brackets, plan_hole
 from completion.indent import first_token_limit
 from completion.mask import context_ids
+from completion.names import unknown_names
 from completion.postprocess import cut_at_eos, postprocess
 from completion.sampler import BatchResult, SpecialIds, denoise_rows, denoise_steps
 from completion.syntax import SyntaxCache, SyntaxView
@@ -141,22 +142,26 @@ class CompletionEngine:
                                     on_timing=self.costs.observe_step, first_allowed=first_allowed):
             if drafts and not result.cancelled:
                 yield self._draft(result, ctx, plan, t0)
-        completion = self._final(result, ctx, plan, keeps_parse, t0)
+        reads_unknown = self.names_check(request, ctx)
+        completion, rank = self._final(result, ctx, plan, keeps_parse, reads_unknown, t0)
         cancelled = result.cancelled
-        first, rejected_words = result, []
+        first, rejected_words, taken = result, [], result.steps
         for attempt in range(s.parse_retries):
             retry = self.plan_retry(completion, first, ids.shape[1], (time.perf_counter() - t0) * 1000)
             if not retry or cancelled:
                 break
-            rejected_words += [w for w in self.first_words(result) if w not in rejected_words]
+            if completion.parse_ok is False:
+                rejected_words += [w for w in self.first_words(result) if w not in rejected_words]
             result = denoise_rows(self.model.backend, state, lengths, retry, self.ids, threshold,
                                   is_cancelled=is_cancelled, on_timing=self.costs.observe_step,
                                   first_allowed=first_allowed, banned=rejected_words if attempt else ())
             cancelled = result.cancelled
             if not cancelled:
-                steps_taken = completion.steps + result.steps
-                completion = replace(self._final(result, ctx, plan, keeps_parse, t0), steps=steps_taken,
-                                     forward_passes=1 + steps_taken, retried=True)
+                taken += result.steps
+                again, again_rank = self._final(result, ctx, plan, keeps_parse, reads_unknown, t0)
+                if completion.parse_ok is False or again_rank > rank:  # a broken parse always gives way
+                    completion, rank = again, again_rank
+                completion = replace(completion, steps=taken, forward_passes=1 + taken, retried=True)
         completion = replace(completion, reused_tokens=reused, context_tokens=ids.shape[1])
         if not cancelled:
             self.cache.put(request.text, offset, completion.text, salt)
@@ -176,7 +181,8 @@ class CompletionEngine:
         that wrote `>>> f(x)` after a docstring or `return` where a block must open writes the same
         at any step count. A fixed step count (settings.steps) is kept as asked."""
         s = self.settings
-        if completion.parse_ok is not False or result.cancelled or s.steps or s.retry_steps_factor <= 1:
+        needs_another = completion.parse_ok is False or bool(completion.unknown_names)
+        if not needs_another or result.cancelled or s.steps or s.retry_steps_factor <= 1:
             return 0
         span = max(result.lengths)
         steps = min(span, math.ceil(result.steps * s.retry_steps_factor))
@@ -279,6 +285,13 @@ class CompletionEngine:
 
         return keeps_parse
 
+    def names_check(self, request: CompletionRequest, ctx: Context) -> Callable[[str], list[str]]:
+        """A function giving the names a candidate reads that the document never mentions
+        (completion/names.py); always [] when the setting is off or the language unchecked."""
+        if not self.settings.rank_known_names:
+            return lambda _text: []
+        return lambda text: unknown_names(text, ctx.line_prefix, request.text, request.language)
+
     def _decode(self, row: list[int]) -> str:
         return self.model.tokenizer.decode(cut_at_eos(row, self.ids.eos, self.ids.mask))
 
@@ -290,20 +303,25 @@ class CompletionEngine:
                           hole=plan.kind.value, candidates=len(result.rows))
 
     def _final(self, result: BatchResult, ctx: Context, plan: HolePlan,
-               keeps_parse: Callable[[str], bool | None] | None, t0: float) -> Completion:
-        """Post-process every candidate; keep a non-empty one that keeps the parse, then one that
-        ended within its span over one cut off by it, then the most confident."""
-        scored = []
+               keeps_parse: Callable[[str], bool | None] | None,
+               reads_unknown: Callable[[str], list[str]], t0: float) -> tuple[Completion, tuple]:
+        """(the pick, its rank) over every candidate, post-processed: first one that keeps the
+        parse, then non-empty, then reads no unknown name (completion/names.py), then ended
+        within its span rather than cut off by it, then the most confident."""
+        best = None
         for r, row in enumerate(result.rows):
             text = postprocess(self._decode(row), ctx, plan.max_lines)
             ok = keeps_parse(text) if keeps_parse is not None and text else None
+            unknown = reads_unknown(text) if ok is not False else []
             conf = result.mean_confidence(r, self.ids.eos)
-            scored.append(((ok is not False, bool(text), result.finished(r, self.ids.eos), conf), r, text, ok))
-        _, r, text, ok = max(scored, key=lambda item: item[0])
+            rank = (ok is not False, bool(text), not unknown, result.finished(r, self.ids.eos), conf)
+            if best is None or rank > best[0]:
+                best = (rank, r, text, ok, unknown)
+        rank, r, text, ok, unknown = best
         return Completion(text="" if ok is False else text, latency_ms=(time.perf_counter() - t0) * 1000,
                           steps=result.steps, forward_passes=1 + result.steps, span_len=result.lengths[r],
                           hole=plan.kind.value, candidate_text=text, parse_ok=ok, candidates=len(result.rows),
-                          confidence=round(result.mean_confidence(r, self.ids.eos), 4))
+                          confidence=round(rank[-1], 4), unknown_names=tuple(unknown)), rank
 
     def with_settings(self, **changes) -> CompletionEngine:
         """A view of this engine with other settings, sharing the model, costs, trees, caches and context reuse."""

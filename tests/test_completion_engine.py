@@ -372,6 +372,31 @@ def test_no_second_pass_when_the_line_parses_the_steps_are_fixed_or_the_budget_i
     assert not spent.retried and spent.steps == 1 and spent.text == ""  # the budget bought one step, and no more
 
 
+def test_a_candidate_reading_only_known_names_beats_a_more_confident_one():
+    """`y` is nowhere in the document (DOC mentions f and x): "x + y" is more confident and longer,
+    "x + 1" wins; with the ranking off, the confident one does."""
+    backend = ScriptBackend(long=("x + y", 9.0), short=("x + 1", 6.0))
+    settings = dict(latency_budget_ms=0, min_steps=8, min_confidence=2.0, span_candidates=2)
+    ranked = make_engine(backend, **settings).complete(AT_RETURN)
+    assert ranked.text == "x + 1" and ranked.unknown_names == () and not ranked.retried
+    unranked = make_engine(ScriptBackend(long=("x + y", 9.0), short=("x + 1", 6.0)), rank_known_names=False,
+                           **settings).complete(AT_RETURN)
+    assert unranked.text == "x + y" and unranked.unknown_names == ()
+
+
+def test_an_answer_reading_an_unknown_name_gets_another_pass_and_the_better_answer_is_kept():
+    """Every candidate reads `y`: a second pass with more steps runs over the same context, and its
+    answer replaces the first only where it ranks higher (here it reads known names only)."""
+    backend = SecondPassBackend("x + y", "x + 1")
+    result = make_engine(backend, latency_budget_ms=0, span_len=8, min_steps=4, min_confidence=2.0).complete(AT_RETURN)
+    assert result.retried and result.text == "x + 1" and result.unknown_names == () and backend.passes == 2
+    assert result.forward_passes == 1 + result.steps == 1 + len(backend.calls)
+    worse = SecondPassBackend("x + y", "x(((")  # the retry breaks the parse: the first answer stays
+    kept = make_engine(worse, latency_budget_ms=0, span_len=8, min_steps=4, min_confidence=2.0,
+                       parse_retries=1).complete(AT_RETURN)
+    assert kept.retried and kept.text == "x + y" and kept.unknown_names == ("y",) and kept.parse_ok is True
+
+
 # One step for a whole 8-token line: many parallel commits, so many lines break the parse.
 ONE_STEP_LINES = CompletionSettings(latency_budget_ms=0, span_candidates=1, span_len=8, min_steps=1,
                                     tokens_per_step=8, min_confidence=2.0)
@@ -394,8 +419,8 @@ def emptied_json_decoder_lines() -> list[CompletionRequest]:
 
 def test_second_pass_on_the_bundled_model(bundled_engine):
     """Real code, real model, one step for a whole line (many parallel commits): wherever every
-    candidate broke the parse, a second pass of up to twice the steps ran over the same context;
-    elsewhere the answer is the one-pass answer."""
+    candidate broke the parse or read a name the file never mentions, a second pass of up to
+    twice the steps ran over the same context; elsewhere the answer is the one-pass answer."""
     from completion.cache import CompletionCache
 
     settings = replace(ONE_STEP_LINES, parse_retries=1)
@@ -405,7 +430,7 @@ def test_second_pass_on_the_bundled_model(bundled_engine):
                                      bundled_engine.costs, cache=CompletionCache()).complete(request)
                     for f in (1.0, 2.0))
         assert one.steps == 1 and not one.retried
-        if one.parse_ok is False:
+        if one.parse_ok is False or one.unknown_names:
             retried += 1
             assert two.retried and 1 < two.steps <= 1 + 2 and two.forward_passes == 1 + two.steps
         else:
@@ -416,7 +441,7 @@ def test_second_pass_on_the_bundled_model(bundled_engine):
 def test_later_retries_on_the_bundled_model(bundled_engine):
     """Real code, real model, one step per line: where one retry still broke the parse, later ones
     (banning the first words rejected) turn some empty answers into lines that parse; where the
-    first pass parsed, nothing changes."""
+    first pass parsed (and read only names the file mentions), nothing changes."""
     from completion.cache import CompletionCache
 
     rescued = 0
@@ -424,7 +449,7 @@ def test_later_retries_on_the_bundled_model(bundled_engine):
         one, three = (CompletionEngine(bundled_engine.model, replace(ONE_STEP_LINES, parse_retries=n),
                                        bundled_engine.costs, cache=CompletionCache()).complete(request)
                       for n in (1, 3))
-        if one.parse_ok is not False:
+        if one.parse_ok is not False and not one.unknown_names:
             assert (three.text, three.steps) == (one.text, one.steps)
             continue
         assert three.steps >= one.steps and three.forward_passes == 1 + three.steps
