@@ -2,8 +2,8 @@
 
 The headline ratio (`diffusion_vs_ar` in benchmarks/speed.py) runs both decoders
 as the server runs the sampler: the same sessions' settings, intra-op threads
-that sleep between ops instead of spinning. A one-token decode step is mostly
-dispatch, and waking a second thread for each of its ~200 small ops can cost it
+that spin within a run and park after it. A one-token decode step is mostly
+dispatch, and handing each of its ~200 small ops to a second thread can cost it
 more than the thread gives back, while a 32-token denoising step has work to
 split. So the same threads may favour the sampler; this section times both at
 every thread count up to the machine's cores, side by side, and reports the
