@@ -10,7 +10,8 @@ for their encode and min_steps steps within the budget) -> hole kind and candida
 lengths -> one context encode (continuing the last request's cache where the
 tokens agree) -> denoising steps chosen from the latency budget,
 several span lengths in one batch when the budget allows -> each candidate
-post-processed, checked against the parse, the better kept -> cached.
+post-processed, checked against the parse and for names nothing defines, the better
+kept (another pass with more steps when none passes both) -> cached.
 """
 
 from __future__ import annotations
