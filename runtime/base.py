@@ -71,7 +71,9 @@ class DenoiserBackend(Protocol):
 
     def denoise_span(self, span_ids: np.ndarray, state: ContextState, rows: np.ndarray | None = None) -> np.ndarray:
         """span_ids: (B, S) int64. Returns (B, S, vocab) float32 logits where row j
-        predicts span token j + 1; with rows (B, R) int64, only those positions' (B, R, vocab)."""
+        predicts span token j + 1; with rows (B, R) int64, only those positions' (B, R, vocab).
+        The result may live in a buffer the backend reuses from the call after next (OnnxBackend
+        on the CPU): read it, or copy it, before then."""
         ...
 
     # Optional, where `extends` is True: the context of `state`'s first `keep` tokens followed by

@@ -10,6 +10,7 @@ is copied per denoising step.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,43 @@ def check_signature(sess: Any, path: Path, inputs: list[str], outputs: list[str]
                              f"inputs {got_in}, outputs {got_out} (want {inputs} -> {outputs})")
 
 
+class BoundDenoiser:
+    """One thread's IO binding of denoiser.onnx: the cache is bound once per context, not per
+    step, and the logits land in one of two reused buffers instead of a fresh array per step.
+    A sampler's steps read each output once before the next, so two alternating buffers let a
+    caller keep one output while asking for another (a parity check) without copying either.
+    Measured here (Xeon with AMX, 2 threads, int8, context 512), a 32-token four-step decode:
+    14.6 -> 13.4 ms p50, the same four graph runs replayed bare 11.6 ms: most of what the sampler
+    costs beside the graph was a fresh 1 MB output per step. The autoregressive decoder gains
+    nothing from the same binding (its output is the whole cache, new every step)."""
+
+    def __init__(self, session: Any, n_layer: int, vocab_size: int):
+        self.session, self.n_layer, self.vocab_size = session, n_layer, vocab_size
+        self.binding = session.io_binding()
+        self.kv: np.ndarray | None = None  # the cache bound now, kept alive: the binding points into it
+        self.buffers = [np.empty(0, np.float32), np.empty(0, np.float32)]
+        self.turn = 0
+
+    def run(self, span_ids: np.ndarray, kv: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """(B, R, V) logits, valid until this thread's second next call."""
+        binding = self.binding
+        if self.kv is not kv:
+            for name, view in cache_feeds(kv, self.n_layer).items():
+                binding.bind_cpu_input(name, view)
+            self.kv = kv
+        binding.bind_cpu_input("span_ids", span_ids)
+        binding.bind_cpu_input("rows", rows)
+        shape = (span_ids.shape[0], rows.shape[1], self.vocab_size)
+        n = shape[0] * shape[1] * shape[2]
+        self.turn ^= 1
+        if self.buffers[self.turn].size < n:
+            self.buffers[self.turn] = np.empty(n, np.float32)
+        out = self.buffers[self.turn][:n].reshape(shape)
+        binding.bind_output("logits", "cpu", 0, np.float32, list(shape), out.ctypes.data)
+        self.session.run_with_iobinding(binding)
+        return out
+
+
 class OnnxBackend:
     """`DenoiserBackend` over ONNX Runtime; CPU unless other providers are given."""
 
@@ -152,6 +190,9 @@ class OnnxBackend:
         check_signature(self.denoiser, den_path,
                         [*(["span_ids", *cache_names(self.info.n_layer)] if self.per_layer else ["span_ids", "kv"]),
                          *(["rows"] if self.selects_rows else [])], ["logits"])
+        # Current exports on the CPU run their steps through a per-thread IO binding (BoundDenoiser).
+        self.binds = self.per_layer and self.selects_rows and self.providers[0] == "CPUExecutionProvider"
+        self._bound = threading.local()
         if self.extender is not None:
             check_signature(self.extender, ext_path, ["ids", *cache_names(self.info.n_layer)], ["first_logits", "kv"])
 
@@ -174,7 +215,14 @@ class OnnxBackend:
                             length=keep + ids.shape[1])
 
     def denoise_span(self, span_ids: np.ndarray, state: ContextState, rows: np.ndarray | None = None) -> np.ndarray:
+        """Logits as the protocol says; on the CPU they live in a buffer that this thread's
+        second next call overwrites (BoundDenoiser): copy them to keep them longer."""
         span_ids = np.ascontiguousarray(span_ids, dtype=np.int64)
+        if self.binds:
+            bound = getattr(self._bound, "denoiser", None)
+            if bound is None:
+                bound = self._bound.denoiser = BoundDenoiser(self.denoiser, self.info.n_layer, self.info.vocab_size)
+            return bound.run(span_ids, state.kv, rows_input(span_ids, rows))
         feeds = {"span_ids": span_ids,
                  **(cache_feeds(state.kv, self.info.n_layer) if self.per_layer else {"kv": state.kv})}
         if not self.selects_rows:

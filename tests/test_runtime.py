@@ -346,3 +346,36 @@ def test_bundled_int8_backend_serves_and_logs(caplog):
     state = m.backend.encode_context(np.arange(5, 40, dtype=np.int64)[None])
     logits = m.backend.denoise_span(np.full((1, 8), m.tokenizer.mask_id), state)
     assert logits.shape == (1, 8, m.info.vocab_size) and np.isfinite(logits).all()
+
+
+def test_bound_steps_match_plain_runs_and_alternate_buffers():
+    """The CPU backend's IO-bound steps (BoundDenoiser) give what a plain session run gives, see a
+    new context's cache, keep the previous output intact, and bind per thread."""
+    import threading
+
+    m = load_model(BUNDLED, backend="cpu-int8", threads=1)
+    backend = m.backend
+    assert backend.binds
+    a = backend.encode_context(np.arange(5, 40, dtype=np.int64)[None])
+    b = backend.encode_context(np.arange(7, 30, dtype=np.int64)[None])
+    span = np.full((2, 8), m.tokenizer.mask_id, dtype=np.int64)
+    rows = np.array([[0, 3, 5], [1, 2, 7]])
+
+    def plain(state, rows=None):
+        from runtime.base import rows_input
+        from runtime.onnx_backend import cache_feeds
+
+        feeds = {"span_ids": span, **cache_feeds(state.kv, m.info.n_layer), "rows": rows_input(span, rows)}
+        return backend.denoiser.run(None, feeds)[0]
+
+    first = backend.denoise_span(span, a, rows)
+    second = backend.denoise_span(span, b, rows)  # another context: its cache is bound instead
+    np.testing.assert_array_equal(first, plain(a, rows))  # still intact after the next call
+    np.testing.assert_array_equal(second, plain(b, rows))
+    assert not np.shares_memory(first, second)
+    np.testing.assert_array_equal(backend.denoise_span(span, a), plain(a))  # all rows: another shape
+    from_thread = []
+    worker = threading.Thread(target=lambda: from_thread.append(backend.denoise_span(span, b, rows).copy()))
+    worker.start()
+    worker.join()
+    np.testing.assert_array_equal(from_thread[0], plain(b, rows))
