@@ -123,15 +123,17 @@ class BoundDenoiser:
     step, and the logits land in one of two reused buffers instead of a fresh array per step.
     A sampler's steps read each output once before the next, so two alternating buffers let a
     caller keep one output while asking for another (a parity check) without copying either.
-    Measured here (Xeon with AMX, 2 threads, int8, context 512), a 32-token four-step decode:
-    14.6 -> 13.4 ms p50, the same four graph runs replayed bare 11.6 ms: most of what the sampler
-    costs beside the graph was a fresh 1 MB output per step. The autoregressive decoder gains
-    nothing from the same binding (its output is the whole cache, new every step)."""
+    Measured here (Xeon with AMX, 2 threads, int8, context 512, side by side), a 32-token
+    four-step decode: 14.5-15.1 -> 13.8-14.0 ms p50, the same four graph runs replayed bare
+    11.6-11.8 ms: a fresh 1 MB output per step cost more than the sampler's own numpy work.
+    The autoregressive decoder gains nothing from the same binding (its output is the whole
+    cache, new every step)."""
 
     def __init__(self, session: Any, n_layer: int, vocab_size: int):
         self.session, self.n_layer, self.vocab_size = session, n_layer, vocab_size
         self.binding = session.io_binding()
-        self.kv: np.ndarray | None = None  # the cache bound now, kept alive: the binding points into it
+        self.kv: np.ndarray | None = None  # the cache bound now
+        self.views: list[np.ndarray] = []  # what the binding points into (no copy): kept alive here
         self.buffers = [np.empty(0, np.float32), np.empty(0, np.float32)]
         self.turn = 0
 
@@ -139,8 +141,10 @@ class BoundDenoiser:
         """(B, R, V) logits, valid until this thread's second next call."""
         binding = self.binding
         if self.kv is not kv:
+            self.views = []
             for name, view in cache_feeds(kv, self.n_layer).items():
-                binding.bind_cpu_input(name, view)
+                self.views.append(np.ascontiguousarray(view))  # a view as it is: every cache here is contiguous
+                binding.bind_cpu_input(name, self.views[-1])
             self.kv = kv
         binding.bind_cpu_input("span_ids", span_ids)
         binding.bind_cpu_input("rows", rows)
