@@ -351,6 +351,7 @@ def test_bundled_int8_backend_serves_and_logs(caplog):
 def test_bound_steps_match_plain_runs_and_alternate_buffers():
     """The CPU backend's IO-bound steps (BoundDenoiser) give what a plain session run gives, see a
     new context's cache, keep the previous output intact, and bind per thread."""
+    import copy
     import threading
 
     m = load_model(BUNDLED, backend="cpu-int8", threads=1)
@@ -361,12 +362,11 @@ def test_bound_steps_match_plain_runs_and_alternate_buffers():
     span = np.full((2, 8), m.tokenizer.mask_id, dtype=np.int64)
     rows = np.array([[0, 3, 5], [1, 2, 7]])
 
-    def plain(state, rows=None):
-        from runtime.base import rows_input
-        from runtime.onnx_backend import cache_feeds
+    unbound = copy.copy(backend)  # the same sessions through the backend's plain session.run path
+    unbound.binds = False
 
-        feeds = {"span_ids": span, **cache_feeds(state.kv, m.info.n_layer), "rows": rows_input(span, rows)}
-        return backend.denoiser.run(None, feeds)[0]
+    def plain(state, rows=None):
+        return unbound.denoise_span(span, state, rows)
 
     first = backend.denoise_span(span, a, rows)
     second = backend.denoise_span(span, b, rows)  # another context: its cache is bound instead
