@@ -279,3 +279,30 @@ def test_fp32_and_bf16_losses_agree(tiny):
     losses = [train_mod.compute_loss(model, docs, tok, random.Random(3), cfg)[1].item() for cfg in cfgs]
     assert losses[1] == pytest.approx(losses[0], rel=2e-2) and losses[0] != losses[1]
     assert isinstance(train_mod.bf16_is_fast(64), bool)
+
+
+def test_average_is_the_weighted_mean_and_keeps_the_most_trained_counters(tmp_path):
+    from training.average import average
+    from training.average import main as average_main
+
+    cfg = ModelConfig(vocab_size=64, n_layer=1, n_head=2, d_model=16)
+    torch.manual_seed(0)
+    a, b = Denoiser(cfg), Denoiser(cfg)
+    save_checkpoint(a, tmp_path / "a.safetensors", {"step": 100, "tokens": 1000, "best_val": 3.0})
+    save_checkpoint(b, tmp_path / "b.safetensors", {"step": 300, "tokens": 3000, "best_val": 2.5})
+    assert average_main([str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"),
+                         "--weights", "1", "3", "--out", str(tmp_path / "soup.safetensors")]) == 0
+    soup, meta = load_checkpoint(tmp_path / "soup.safetensors")
+    for name, p in soup.state_dict().items():
+        want = 0.25 * a.state_dict()[name] + 0.75 * b.state_dict()[name]
+        assert torch.allclose(p, want, atol=1e-6), name
+    assert meta["step"] == 300 and meta["tokens"] == 3000 and "best_val" not in meta
+    assert [s["weight"] for s in meta["averaged_from"]] == [0.25, 0.75]
+
+    other = Denoiser(ModelConfig(vocab_size=64, n_layer=2, n_head=2, d_model=16))
+    save_checkpoint(other, tmp_path / "c.safetensors")
+    with pytest.raises(ValueError, match="another configuration"):
+        average([tmp_path / "a.safetensors", tmp_path / "c.safetensors"])
+    with pytest.raises(ValueError, match="one non-negative weight"):
+        average([tmp_path / "a.safetensors"], [1.0, 2.0])
+    assert average_main([str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "x.safetensors")]) == 2
