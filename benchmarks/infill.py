@@ -30,6 +30,7 @@ import numpy as np
 from benchmarks import exact_match as em
 from benchmarks.checkpoints import DEFAULT_CURVE, append_curve, checkpoint_info, summarize
 from benchmarks.humaneval import BASELINES, EXPECTED_TASKS, TIMEOUT_S, Executor, Task, derive_tasks, load_problems
+from benchmarks.significance import encode_mask, wilson
 from completion.api import Completion, CompletionError, CompletionRequest, CompletionSettings
 from completion.engine import WINDOW_SCALES
 
@@ -221,7 +222,8 @@ def run_humaneval(args, engine, ar, ar_note: str) -> tuple[dict, dict]:
             continue
         passed = [ok for ok, _ in results[name]]
         methods[name] = {"pass_at_1": round(sum(passed) / len(passed), 4), "passed": sum(passed), "n": len(passed),
-                         **stats(comps[name])}
+                         "ci95": [round(x, 4) for x in wilson(sum(passed), len(passed))],
+                         "passed_tasks": encode_mask(passed), **stats(comps[name])}
         if name in notes:
             methods[name]["note"] = notes[name]
         if name.startswith("steps_"):
@@ -277,13 +279,15 @@ def machine() -> dict:
 
 
 def print_table(results: dict) -> None:
-    print(f"{'method':<16}{'pass@1':>8}{'passes':>8}{'ms':>8}  (HumanEval single-line, "
+    print(f"{'method':<16}{'pass@1':>8}{'95% interval':>16}{'passes':>8}{'ms':>8}  (HumanEval single-line, "
           f"{results['humaneval']['n_tasks']} tasks)")
     for name, m in results["humaneval"]["methods"].items():
         if m.get("pass_at_1") is None:
             print(f"{name:<16}{'-':>8}  {m.get('note', '')}")
         else:
-            print(f"{name:<16}{m['pass_at_1']:>8.4f}{m['forward_passes_mean']:>8.2f}{m['latency_ms_mean']:>8.1f}")
+            lo, hi = m.get("ci95") or wilson(m["passed"], m["n"])
+            print(f"{name:<16}{m['pass_at_1']:>8.4f}{f'{lo:.4f}-{hi:.4f}':>16}{m['forward_passes_mean']:>8.2f}"
+                  f"{m['latency_ms_mean']:>8.1f}")
     for name, m in results.get("exact_match", {}).get("methods", {}).items():
         print(f"exact match {name:<8}{m['exact_match']:>8.4f}  ({m['hits']}/{results['exact_match']['n_lines']})")
 

@@ -24,14 +24,17 @@ def plot_infill(results: dict, path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8), gridspec_kw={"width_ratios": [3, 2]})
     colors = ["#888888" if n.startswith("baseline") else "#c05050" if n == "ar" else "#4a78b0" for n in names]
     vals = [methods[n]["pass_at_1"] for n in names]
-    ax1.bar(range(len(names)), vals, color=colors)
+    ci = [methods[n].get("ci95") for n in names]
+    err = None if None in ci else [[v - lo for v, (lo, _) in zip(vals, ci, strict=True)],
+                                   [hi - v for v, (_, hi) in zip(vals, ci, strict=True)]]
+    ax1.bar(range(len(names)), vals, color=colors, yerr=err, capsize=3, ecolor="#333333")
     for i, v in enumerate(vals):
-        ax1.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
+        ax1.text(i - 0.06, v, f"{v:.3f}", ha="right", va="bottom", fontsize=8)
     ax1.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     ax1.set_ylabel("pass@1")
-    ax1.set_ylim(0, max(0.05, max(vals, default=0) * 1.2))
+    ax1.set_ylim(0, max(0.05, max((hi for _, hi in ci), default=0) * 1.1 if err else max(vals, default=0) * 1.2))
     n = results["humaneval"]["n_tasks"]
-    ax1.set_title(f"HumanEval single-line infilling ({n} tasks)")
+    ax1.set_title(f"HumanEval single-line infilling ({n} tasks)" + ("" if err is None else ", 95% intervals"))
 
     sweep = [(m["steps_setting"], m["pass_at_1"], m["forward_passes_mean"]) for m in methods.values()
              if m.get("steps_setting") and m.get("pass_at_1") is not None]

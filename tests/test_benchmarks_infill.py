@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,47 @@ def test_kv_cached_decoding_matches_full_pass(tokenizer):
     dec = ArDecoder(model, {}, tokenizer, CompletionSettings(), max_new_tokens=6)
     c = dec.complete(CompletionRequest(text="def f(x):\n\n", line=1, column=0))
     assert 1 <= c.forward_passes <= 7 and "\n" not in c.text.strip("\n")
+
+
+def test_wilson_interval_mask_round_trip_and_paired_test():
+    from benchmarks.significance import decode_mask, encode_mask, mcnemar, wilson
+
+    lo, hi = wilson(100, 1033)  # the bundled model's engine row: 0.0968
+    assert 0.079 < lo < 0.081 and 0.116 < hi < 0.118
+    assert wilson(0, 50)[0] == 0.0 and 0.0 < wilson(0, 50)[1] < 0.08  # sound at zero, unlike p +- z*sd
+    bits = [i % 7 == 0 or i == 1032 for i in range(1033)]
+    assert decode_mask(encode_mask(bits), 1033) == bits
+    with pytest.raises(ValueError, match="past task"):
+        decode_mask(encode_mask(bits), 100)
+    a = [True] * 10 + [False] * 20
+    assert mcnemar(a, [False] * 30) == {"only_a": 10, "only_b": 0, "both": 0, "p_value": round(2 / 1024, 4)}
+    assert mcnemar(a, a)["p_value"] == 1.0
+    even = mcnemar([True, False] * 10, [False, True] * 10)  # 10 each way: no evidence either way
+    assert even["only_a"] == even["only_b"] == 10 and even["p_value"] == 1.0
+    with pytest.raises(ValueError, match="different task sets"):
+        mcnemar(a, a[:-1])
+
+
+MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
+
+
+@pytest.mark.skipif(not (MODEL_DIR / "denoiser.onnx").is_file(), reason=f"bundled model not complete in {MODEL_DIR}")
+def test_infill_run_stores_intervals_and_per_task_results_that_compare(tmp_path, capsys):
+    from benchmarks.infill import main as infill_main
+    from benchmarks.significance import decode_mask
+    from benchmarks.significance import main as compare_main
+
+    out = tmp_path / "infill.json"
+    assert infill_main(["--limit", "12", "--methods", "engine,baseline_pass", "--skip-exact-match",
+                        "--latency-budget-ms", "0", "--workers", "1", "--out", str(out)]) == 0
+    methods = json.loads(out.read_text())["humaneval"]["methods"]
+    for m in methods.values():
+        assert m["n"] == 12 and sum(decode_mask(m["passed_tasks"], 12)) == m["passed"]
+        assert m["ci95"][0] <= m["pass_at_1"] <= m["ci95"][1]
+    assert out.with_suffix(".png").is_file()
+    capsys.readouterr()
+    assert compare_main([str(out), str(out)]) == 0
+    assert "by a only 0, by b only 0" in capsys.readouterr().out
+    assert compare_main([str(out), str(out), "--method-b", "baseline_pass"]) == 0
+    assert "McNemar exact p" in capsys.readouterr().out
+    assert compare_main([str(out), str(out), "--method", "ar"]) == 2  # did not run: a clear error, no traceback

@@ -1,0 +1,100 @@
+"""How sure a pass@1 is, and whether two runs differ: `python -m benchmarks.significance A.json B.json`.
+
+On 1033 HumanEval holes a pass@1 near 0.09 carries a 95% interval about +-0.018 wide
+(Wilson), so two checkpoints 10 passes apart may well be one model. Both runs solved
+the same tasks, though, so the paired test (McNemar, exact: a binomial test on the
+tasks exactly one of them passed) sees differences the two intervals hide, and is what
+a choice between checkpoints should rest on. `benchmarks/infill.py` stores each
+method's interval and its per-task results (`passed_tasks`, a hex bitmask in task
+order) for this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def wilson(passed: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (sound near 0, unlike the normal one)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = passed / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def encode_mask(passed: list[bool]) -> str:
+    """Per-task results as hex, task 0 the lowest bit: 1033 tasks in 259 characters."""
+    return format(sum(1 << i for i, ok in enumerate(passed) if ok), "x")
+
+
+def decode_mask(mask: str, n: int) -> list[bool]:
+    value = int(mask, 16)
+    if value >> n:
+        raise ValueError(f"mask has bits past task {n}")
+    return [bool(value >> i & 1) for i in range(n)]
+
+
+def mcnemar(a: list[bool], b: list[bool]) -> dict:
+    """Exact two-sided McNemar test of paired results: only tasks where exactly one passed
+    count; under 'no difference' each is a fair coin."""
+    if len(a) != len(b):
+        raise ValueError(f"runs of different task sets ({len(a)} vs {len(b)} tasks)")
+    only_a = sum(x and not y for x, y in zip(a, b, strict=True))
+    only_b = sum(y and not x for x, y in zip(a, b, strict=True))
+    n = only_a + only_b
+    k = min(only_a, only_b)
+    p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+    return {"only_a": only_a, "only_b": only_b, "both": sum(x and y for x, y in zip(a, b, strict=True)),
+            "p_value": round(p, 4)}
+
+
+def method_results(path: Path, method: str) -> tuple[list[bool], dict]:
+    """(per-task results, the method's summary) from an infill.json."""
+    data = json.loads(Path(path).read_text())
+    m = data["humaneval"]["methods"].get(method)
+    if m is None or m.get("pass_at_1") is None:
+        raise ValueError(f"{path}: method {method!r} did not run")
+    if "passed_tasks" not in m:
+        raise ValueError(f"{path}: no per-task results (written before benchmarks/infill.py stored them)")
+    return decode_mask(m["passed_tasks"], m["n"]), m
+
+
+def compare(a: Path, b: Path, method_a: str = "engine", method_b: str | None = None) -> dict:
+    ra, ma = method_results(a, method_a)
+    rb, mb = method_results(b, method_b or method_a)
+    out = {"a": {"file": str(a), "method": method_a, "passed": ma["passed"], "ci95": wilson(ma["passed"], ma["n"])},
+           "b": {"file": str(b), "method": method_b or method_a, "passed": mb["passed"],
+                 "ci95": wilson(mb["passed"], mb["n"])}}
+    out.update(mcnemar(ra, rb))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("a", type=Path)
+    p.add_argument("b", type=Path)
+    p.add_argument("--method", default="engine", help="method of run a (and of b unless --method-b)")
+    p.add_argument("--method-b", default=None)
+    args = p.parse_args(argv)
+    try:
+        r = compare(args.a, args.b, args.method, args.method_b)
+    except (ValueError, KeyError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for side in ("a", "b"):
+        s = r[side]
+        print(f"{side}: {s['file']} {s['method']}: {s['passed']} passed, 95% interval "
+              f"{s['ci95'][0]:.4f}-{s['ci95'][1]:.4f}")
+    print(f"passed by a only {r['only_a']}, by b only {r['only_b']}, by both {r['both']}: "
+          f"McNemar exact p = {r['p_value']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
