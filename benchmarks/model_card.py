@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from benchmarks.checkpoints import read_metadata
+from benchmarks.significance import wilson
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -93,10 +94,11 @@ def scores_section(infill: dict | None, speed: dict | None) -> list[str]:
                   f"from `benchmarks/results/infill.json` ({infill['date']}, backend "
                   f"{infill.get('model', {}).get('backend', '?')}, latency budget "
                   f"{_budget(infill.get('settings', {}).get('latency_budget_ms'))}):", "",
-                  "| method | pass@1 | forward passes | latency p50 (ms) |", "|---|---|---|---|"]
+                  "| method | pass@1 | 95% interval | forward passes | latency p50 (ms) |", "|---|---|---|---|---|"]
         for name, m in he["methods"].items():
-            lines.append(f"| {name} | {_fmt(m['pass_at_1'])} | {m['forward_passes_mean']:.1f} | "
-                         f"{m['latency_ms_p50']:.0f} |")
+            ci = m.get("ci95") or (wilson(m["passed"], m["n"]) if m.get("passed") is not None else None)
+            lines.append(f"| {name} | {_fmt(m['pass_at_1'])} | {'-' if ci is None else f'{ci[0]:.3f}-{ci[1]:.3f}'} | "
+                         f"{m['forward_passes_mean']:.1f} | {m['latency_ms_p50']:.0f} |")
         em = (infill.get("exact_match") or {}).get("methods", {})
         if em:
             lines += ["", "Exact match of completed lines on held-out validation files: "

@@ -14,5 +14,13 @@ def _infill(budget_ms: float) -> dict:
 
 def test_card_names_the_latency_budget_the_scores_ran_at():
     off = "\n".join(scores_section(_infill(0.0), None))
-    assert "latency budget off: the engine's planned steps" in off and "| engine | 0.050 | 3.0 | 20 |" in off
+    assert "latency budget off: the engine's planned steps" in off and "| engine | 0.050 | - | 3.0 | 20 |" in off
     assert "latency budget 150 ms" in "\n".join(scores_section(_infill(150.0), None))
+
+
+def test_card_gives_the_interval_of_each_score():
+    infill = _infill(0.0)
+    infill["humaneval"]["methods"]["engine"].update(passed=100, n=1033)  # a run from before intervals were stored
+    assert "| engine | 0.050 | 0.080-0.116 | 3.0 | 20 |" in "\n".join(scores_section(infill, None))
+    infill["humaneval"]["methods"]["engine"]["ci95"] = [0.0412, 0.0593]
+    assert "| engine | 0.050 | 0.041-0.059 | 3.0 | 20 |" in "\n".join(scores_section(infill, None))
