@@ -35,7 +35,7 @@ from benchmarks.speed_runtimes import int8_quality, int8_vs_fp32, ort_vs_torch
 from benchmarks.speed_threads import thread_counts
 
 RESULTS = Path(__file__).resolve().parent / "results"
-HEADLINE_CONTEXT = 512  # the engine's windows (320 prefix + 128 suffix tokens) land in this bucket
+HEADLINE_CONTEXT = 512  # the smallest measured context holding the engine's windows (192 + 128 tokens + 3 markers)
 K_SWEEP = (1, 2, 4, 8, 16, 32)
 
 

@@ -129,6 +129,17 @@ def test_two_stages_train_resume_and_save(tiny, tmp_path):
     rates = {r["step"]: r["lr"] for r in map(json.loads, open(rewarmed / "log.jsonl"))}
     assert load_checkpoint(rewarmed / "last.safetensors")[1]["run_start"] == 8
     assert rates[9] < rates[10] < rates[11] < rates[12] and rates[9] < rates[12] / 3
+    # a sibling run: the same weights and steps in another data order, and a resume keeps that order
+    sibling = tmp_path / "sibling"
+    sib = ["--stage", "diffusion", "--out", str(sibling), "--init", str(diff / "last.safetensors"), *common]
+    train_main([*sib, "--seed", "7", "--max-steps", "10"])
+    assert load_checkpoint(sibling / "last.safetensors")[1]["seed"] == 7
+    assert load_checkpoint(rewarmed / "last.safetensors")[1]["seed"] == 1234
+    train_main([*sib, "--max-steps", "11"])
+    assert load_checkpoint(sibling / "last.safetensors")[1]["seed"] == 7
+    first = {r["step"]: r["loss"] for r in map(json.loads, open(rewarmed / "log.jsonl"))}
+    other = {r["step"]: r["loss"] for r in map(json.loads, open(sibling / "log.jsonl"))}
+    assert first[9] != other[9]  # same weights at step 8, other batches
 
 
 def test_cooldown_takes_the_rate_linearly_to_zero():

@@ -193,7 +193,7 @@ def train(args) -> None:
     val_set = val_set_id(val_docs)
     if (out / "last.safetensors").exists():
         model, meta = load_checkpoint(out / "last.safetensors")
-        state.update({k: meta[k] for k in (*state, "val_set", "init", "run_start") if k in meta})
+        state.update({k: meta[k] for k in (*state, "val_set", "init", "run_start", "seed") if k in meta})
         print(f"resuming {out} at step {state['step']}", file=sys.stderr)
     elif args.init:
         model, meta = load_checkpoint(Path(args.init))
@@ -215,6 +215,10 @@ def train(args) -> None:
               file=sys.stderr)
         state["best_val"] = float("inf")
     state["val_set"] = val_set
+    # The data order: a resume keeps its run's seed; a new seed from the same weights gives a sibling run
+    # (same schedule, other batches), whose checkpoints average well with the first's (training/average.py).
+    state["seed"] = args.seed if args.seed is not None else state.get("seed", TrainConfig.seed)
+    cfg = replace(cfg, seed=state["seed"])
     if args.rewarm:
         cfg = replace(cfg, rewarm=(state.get("run_start", 0), args.rewarm))
     model.train()
@@ -291,6 +295,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="bf16 autocast or fp32 matrix multiplies; auto: bf16 where this CPU runs it faster")
     p.add_argument("--compile", action="store_true",
                    help="run the loss through torch.compile (needs a C++ compiler; ~15%% faster steps)")
+    p.add_argument("--seed", type=int, default=None,
+                   help=f"data order (default: the resumed run's, else {TrainConfig.seed})")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-hours", type=float, default=None)
     p.add_argument("--cooldown", type=int, nargs=2, metavar=("START", "END"),
