@@ -33,6 +33,11 @@ def test_speed_benchmark_writes_results_and_plot(tmp_path):
     assert r["diffusion_vs_ar_context"] == 64 and head["steps_taken"] <= head["steps_planned"]
     # the ratio is taken at the engine's default steps (4 for 32 tokens), whatever the budget allows here
     assert head["steps_planned"] == 4 and 1 <= head["steps_within_latency_budget"] <= 4
+    several = r["diffusion_vs_ar_span32_contexts"]  # the headline: the median over contexts cut at 5 places
+    assert [c["seed"] for c in several["contexts"]] == [64, 1, 2, 3, 4] and several["steps_planned"] == 4
+    ratios = sorted(c["speedup"] for c in several["contexts"])
+    assert r["diffusion_vs_ar_speedup_span32"] == several["speedup_median"] == ratios[2]
+    assert r["diffusion_vs_ar_speedup_span32_one_context"] == head["speedup"]
     reuse = r["context_reuse"]["128"]
     assert reuse["recomputed_tokens"] < 128 and reuse["extend_ms"]["n"] >= 2
     typing = r["typing"]
