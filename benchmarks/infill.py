@@ -263,7 +263,8 @@ def run_exact_match(args, engine, ar) -> dict:
         comps = generate(f"em {name}", lines, lambda t, fn=fn: fn(t.request()))
         hits = [em.is_exact(t, c.text) for t, c in zip(lines, comps, strict=True)]
         out["methods"][name] = {"exact_match": round(sum(hits) / max(1, len(hits)), 4), "hits": sum(hits),
-                                **stats(comps)}
+                                "ci95": [round(x, 4) for x in wilson(sum(hits), len(hits))],
+                                "hit_lines": encode_mask(hits), **stats(comps)}
     return out
 
 

@@ -6,7 +6,9 @@ the same tasks, though, so the paired test (McNemar, exact: a binomial test on t
 tasks exactly one of them passed) sees differences the two intervals hide, and is what
 a choice between checkpoints should rest on. `benchmarks/infill.py` stores each
 method's interval and its per-task results (`passed_tasks`, a hex bitmask in task
-order) for this.
+order) for this, and the same for exact match on the held-out validation lines
+(`hit_lines`, `--exact-match`): the split to choose checkpoints on, so that HumanEval
+stays a test set.
 """
 
 from __future__ import annotations
@@ -54,23 +56,29 @@ def mcnemar(a: list[bool], b: list[bool]) -> dict:
             "p_value": round(p, 4)}
 
 
-def method_results(path: Path, method: str) -> tuple[list[bool], dict]:
-    """(per-task results, the method's summary) from an infill.json."""
+def method_results(path: Path, method: str, exact_match: bool = False) -> tuple[list[bool], int, int]:
+    """(per-item results, successes, items) of one method in an infill.json: HumanEval tasks, or
+    with exact_match the held-out validation lines (the split to choose checkpoints on)."""
     data = json.loads(Path(path).read_text())
-    m = data["humaneval"]["methods"].get(method)
-    if m is None or m.get("pass_at_1") is None:
-        raise ValueError(f"{path}: method {method!r} did not run")
-    if "passed_tasks" not in m:
-        raise ValueError(f"{path}: no per-task results (written before benchmarks/infill.py stored them)")
-    return decode_mask(m["passed_tasks"], m["n"]), m
+    section = (data.get("exact_match") or {}) if exact_match else data["humaneval"]
+    m = section.get("methods", {}).get(method)
+    if m is None or m.get("hits" if exact_match else "pass_at_1") is None:
+        raise ValueError(f"{path}: method {method!r} did not run{' on exact match' if exact_match else ''}")
+    if exact_match:
+        key, wins, n = "hit_lines", m["hits"], section["n_lines"]
+    else:
+        key, wins, n = "passed_tasks", m["passed"], m["n"]
+    if key not in m:
+        raise ValueError(f"{path}: no per-item results (written before benchmarks/infill.py stored them)")
+    return decode_mask(m[key], n), wins, n
 
 
-def compare(a: Path, b: Path, method_a: str = "engine", method_b: str | None = None) -> dict:
-    ra, ma = method_results(a, method_a)
-    rb, mb = method_results(b, method_b or method_a)
-    out = {"a": {"file": str(a), "method": method_a, "passed": ma["passed"], "ci95": wilson(ma["passed"], ma["n"])},
-           "b": {"file": str(b), "method": method_b or method_a, "passed": mb["passed"],
-                 "ci95": wilson(mb["passed"], mb["n"])}}
+def compare(a: Path, b: Path, method_a: str = "engine", method_b: str | None = None,
+            exact_match: bool = False) -> dict:
+    ra, wa, na = method_results(a, method_a, exact_match)
+    rb, wb, nb = method_results(b, method_b or method_a, exact_match)
+    out = {"a": {"file": str(a), "method": method_a, "passed": wa, "ci95": wilson(wa, na)},
+           "b": {"file": str(b), "method": method_b or method_a, "passed": wb, "ci95": wilson(wb, nb)}}
     out.update(mcnemar(ra, rb))
     return out
 
@@ -81,17 +89,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("b", type=Path)
     p.add_argument("--method", default="engine", help="method of run a (and of b unless --method-b)")
     p.add_argument("--method-b", default=None)
+    p.add_argument("--exact-match", action="store_true",
+                   help="compare exact match on the held-out validation lines instead of HumanEval")
     args = p.parse_args(argv)
     try:
-        r = compare(args.a, args.b, args.method, args.method_b)
+        r = compare(args.a, args.b, args.method, args.method_b, args.exact_match)
     except (ValueError, KeyError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    what = "exact lines" if args.exact_match else "passed"
     for side in ("a", "b"):
         s = r[side]
-        print(f"{side}: {s['file']} {s['method']}: {s['passed']} passed, 95% interval "
+        print(f"{side}: {s['file']} {s['method']}: {s['passed']} {what}, 95% interval "
               f"{s['ci95'][0]:.4f}-{s['ci95'][1]:.4f}")
-    print(f"passed by a only {r['only_a']}, by b only {r['only_b']}, by both {r['both']}: "
+    print(f"right in a only {r['only_a']}, in b only {r['only_b']}, in both {r['both']}: "
           f"McNemar exact p = {r['p_value']}")
     return 0
 

@@ -138,7 +138,7 @@ def test_infill_run_stores_intervals_and_per_task_results_that_compare(tmp_path,
     from benchmarks.significance import main as compare_main
 
     out = tmp_path / "infill.json"
-    assert infill_main(["--limit", "12", "--methods", "engine,baseline_pass", "--skip-exact-match",
+    assert infill_main(["--limit", "12", "--methods", "engine,baseline_pass", "--em-lines", "12",
                         "--latency-budget-ms", "0", "--workers", "1", "--out", str(out)]) == 0
     methods = json.loads(out.read_text())["humaneval"]["methods"]
     for m in methods.values():
@@ -147,7 +147,12 @@ def test_infill_run_stores_intervals_and_per_task_results_that_compare(tmp_path,
     assert out.with_suffix(".png").is_file()
     capsys.readouterr()
     assert compare_main([str(out), str(out)]) == 0
-    assert "by a only 0, by b only 0" in capsys.readouterr().out
+    assert "right in a only 0, in b only 0" in capsys.readouterr().out
     assert compare_main([str(out), str(out), "--method-b", "baseline_pass"]) == 0
     assert "McNemar exact p" in capsys.readouterr().out
     assert compare_main([str(out), str(out), "--method", "ar"]) == 2  # did not run: a clear error, no traceback
+    em_run = json.loads(out.read_text())["exact_match"]  # the held-out lines, paired the same way
+    hits = em_run["methods"]["engine"]
+    assert sum(decode_mask(hits["hit_lines"], em_run["n_lines"])) == hits["hits"] and em_run["n_lines"] == 12
+    assert compare_main([str(out), str(out), "--exact-match"]) == 0
+    assert f"{hits['hits']} exact lines" in capsys.readouterr().out
