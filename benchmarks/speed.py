@@ -37,6 +37,7 @@ from benchmarks.speed_threads import thread_counts
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADLINE_CONTEXT = 512  # the smallest measured context holding the engine's windows (192 + 128 tokens + 3 markers)
 K_SWEEP = (1, 2, 4, 8, 16, 32)
+SHARED_BUSY = 0.25  # share of the cores busy in the second before the start that marks a run as shared
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -242,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t_start = time.perf_counter()
     load_start = os.getloadavg()
-    progress(f"loading {args.model} (load average {load_start[0]:.2f})")
+    busy_start = m.cpu_busy()
+    progress(f"loading {args.model} (cores busy before the start: {busy_start}, load average {load_start[0]:.2f})")
     engine = load_engine(str(args.model), backend="cpu", threads=args.threads)
     backend, tok = engine.model.backend, engine.model.tokenizer
     # The autoregressive baseline runs on the same backend at the same precision as the sampler.
@@ -312,12 +314,14 @@ def main(argv: list[str] | None = None) -> int:
         "typing_latency_p50_ms_without_reuse": results["typing"]["no_reuse"]["latency_ms"]["p50"],
     })
     load_end = os.getloadavg()
+    shared = busy_start > SHARED_BUSY if busy_start is not None else load_start[0] > 1.0
     results["machine"] = {
         "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+        "cores_busy_before_start": busy_start,
         "load_average_start": [round(x, 2) for x in load_start], "load_average_end": [round(x, 2) for x in load_end],
-        "note": ("other work was using the cores during this run (load average above 1 at its start); "
-                 if load_start[0] > 1.0 else "") + "timings are medians of interleaved repetitions; "
-                "comparisons were measured side by side, round-robin"}
+        "shared": shared,
+        "note": ("other work was using the cores when this run started; " if shared else "")
+        + "timings are medians of interleaved repetitions; comparisons were measured side by side, round-robin"}
     results["notes"] = (
         "diffusion_vs_ar_speedup_span32: wall-clock decode of 32 tokens after the same context encode, at the "
         "context where the engine's windows land (diffusion_vs_ar_context), the median over contexts cut at "

@@ -33,6 +33,27 @@ def stats(samples_ms: list[float]) -> dict:
             "mean": round(float(a.mean()), 3), "min": round(float(a.min()), 3), "n": len(a)}
 
 
+def cpu_busy(seconds: float = 1.0) -> float | None:
+    """Share of all cores busy over the next `seconds` (/proc/stat), None where there is no
+    /proc/stat. Unlike the load average, which trails by a minute, it says whether other work
+    is running now (a training job just paused still shows in the load average)."""
+    def sample() -> list[int] | None:
+        try:
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        except OSError:
+            return None
+        return [int(x) for x in fields[:8]]  # user nice system idle iowait irq softirq steal
+
+    a = sample()
+    if a is None:
+        return None
+    time.sleep(seconds)
+    b = sample()
+    d = [y - x for x, y in zip(a, b, strict=True)]
+    total = sum(d)
+    return round((total - d[3] - d[4]) / total, 3) if total > 0 else None
+
+
 def interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 1) -> dict[str, dict]:
     """Time each function `reps` times, round-robin, after `warmup` untimed rounds."""
     for _ in range(warmup):

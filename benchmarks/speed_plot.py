@@ -108,7 +108,8 @@ def plot_speed(results: dict, path: Path) -> None:
             if op in int8:
                 ax.bar(i + 0.27, int8[op]["p50"], 0.27, color=INT8,
                        label="ONNX Runtime int8" + (" (served)" if served_int8 else "") if i == 0 else None)
-        ax.set_xticks(range(len(groups)), [f"{g[0]}\n{g[2] / g[1]:.1f}x vs torch (served)" for g in groups])
+        ax.set_xticks(range(len(groups)), [f"{g[0]}\n{g[2] / g[1]:.1f}x torch" for g in groups], fontsize=8)
+        ax.set_xlabel("served graphs' speedup over PyTorch eager under each group", fontsize=8)
         ax.set(yscale="log", ylabel="ms (p50)", title=f"Runtimes, context {o['context']}, span {o['span']}")
         ax.legend(fontsize=8)
 
@@ -129,9 +130,13 @@ def plot_speed(results: dict, path: Path) -> None:
     ax.set(xlabel=f"GFLOP/s (p50); engine completions: p50 {comp['p50']:.0f} ms, p95 {comp['p95']:.0f} ms" + typed,
            title=f"Achieved compute, context {T}")
 
-    load = results["machine"]["load_average_start"][0]
-    fig.suptitle(f"Quicksilver speed on {results['backend']} ({results['machine']['cpus']} cores, load average "
-                 f"{load:.1f} at start{': shared with other work' if load > 1.0 else ''})", fontsize=11)
+    mach = results["machine"]
+    busy = mach.get("cores_busy_before_start")
+    state = (f"{busy:.0%} of the cores busy before the start" if busy is not None
+             else f"load average {mach['load_average_start'][0]:.1f} at start")
+    shared = mach.get("shared", mach["load_average_start"][0] > 1.0)
+    fig.suptitle(f"Quicksilver speed on {results['backend']} ({mach['cpus']} cores, {state}"
+                 f"{': shared with other work' if shared else ''})", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

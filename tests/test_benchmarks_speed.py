@@ -51,3 +51,19 @@ def test_speed_benchmark_writes_results_and_plot(tmp_path):
     assert threads["ms"][f"ar_{best['ar']}"]["p50"] == min(threads["ms"][f"ar_{n}"]["p50"] for n in threads["threads"])
     assert r["diffusion_vs_ar_speedup_span32_best_threads"] == threads["speedup_best_vs_best"] > 0
     assert out.with_suffix(".png").stat().st_size > 10_000
+    busy = r["machine"]["cores_busy_before_start"]  # read from /proc/stat, not the trailing load average
+    assert 0.0 <= busy <= 1.0 and r["machine"]["shared"] == (busy > speed.SHARED_BUSY)
+
+
+def test_cpu_busy_sees_a_spinning_thread():
+    import threading
+    import time
+
+    from benchmarks.speed_measure import cpu_busy
+
+    stop = time.perf_counter() + 1.5
+    spinner = threading.Thread(target=lambda: [None for _ in iter(lambda: time.perf_counter() > stop, True)])
+    spinner.start()
+    busy = cpu_busy(0.5)  # one core of os.cpu_count() kept busy by the spinner
+    spinner.join()
+    assert busy is not None and 0.5 / (os.cpu_count() or 1) < busy <= 1.0
