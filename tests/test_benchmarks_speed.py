@@ -42,6 +42,9 @@ def test_speed_benchmark_writes_results_and_plot(tmp_path):
     assert reuse["recomputed_tokens"] < 128 and reuse["extend_ms"]["n"] >= 2
     typing = r["typing"]
     assert typing["no_reuse"]["reused_tokens_mean"] == 0 and typing["reuse"]["contexts_extended"] > 0
+    sweep = r["steps_sweep_span32"]  # measured decodes at 1..32 steps against the same AR decode
+    assert set(sweep["speedup"]) == {"1", "2", "4", "8", "16", "32"} and sweep["context"] == 64
+    assert sweep["diffusion_ms_p50"]["1"] < sweep["diffusion_ms_p50"]["32"]
     rows = r["logit_rows_span32"]
     assert set(rows["step_ms"]) == {"rows_32", "rows_16", "rows_8", "rows_1"} and rows["context"] == 64
     threads = r["thread_counts_span32"]  # each decoder at its own fastest thread count, timed side by side
