@@ -335,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         "note": ("other work was using the cores when this run started; " if shared else "")
         + "timings are medians of interleaved repetitions; comparisons were measured side by side, round-robin"}
     results["notes"] = (
+        "Contexts are real code around a real hole (speed_measure.HOLE_TOKENS tokens taken out). "
         "diffusion_vs_ar_speedup_span32: wall-clock decode of 32 tokens after the same context encode, at the "
         "context where the engine's windows land (diffusion_vs_ar_context), the median over contexts cut at "
         "several places (diffusion_vs_ar_span32_contexts; _one_context: the diffusion_vs_ar table's cut), "

@@ -76,16 +76,22 @@ def code_files() -> list[Path]:
     return [f for f in files if f.stat().st_size > 2000]
 
 
-def real_context(tok: Tokenizer, T: int, seed: int = 0) -> np.ndarray:
-    """(1, T) ids `<PRE> prefix <SUF> suffix <MID>` cut from real code, prefix:suffix 3:1 like the engine's windows."""
+HOLE_TOKENS = 32  # real code taken out between prefix and suffix, so the decoders fill a real hole
+
+
+def real_context(tok: Tokenizer, T: int, seed: int = 0, hole: int = HOLE_TOKENS) -> np.ndarray:
+    """(1, T) ids `<PRE> prefix <SUF> suffix <MID>` cut from real code, prefix:suffix 3:1 like the engine's
+    windows, with `hole` tokens of the code between them taken out: around an empty hole the right
+    answer is to stop at once, and a sampler that commits the end early would finish in fewer steps
+    than any real completion takes."""
     text = "\n".join(f.read_text() for f in code_files())
     ids = tok.encode(text)
     n_suffix = max(1, (T - 3) // 4)
     n_prefix = T - 3 - n_suffix
-    if n_prefix + n_suffix > len(ids):
+    if n_prefix + hole + n_suffix > len(ids):
         raise ValueError(f"not enough code for a {T}-token context ({len(ids)} tokens)")
-    cut = random.Random(seed).randrange(n_prefix, len(ids) - n_suffix + 1)
-    out = context_ids(tok, ids[cut - n_prefix:cut], ids[cut:cut + n_suffix])
+    cut = random.Random(seed).randrange(n_prefix, len(ids) - hole - n_suffix + 1)
+    out = context_ids(tok, ids[cut - n_prefix:cut], ids[cut + hole:cut + hole + n_suffix])
     assert out.shape == (1, T), out.shape
     return out
 
