@@ -89,8 +89,10 @@ def test_learning_curve_appends_and_plots(tmp_path):
 
     path = tmp_path / "curve.json"
     append_curve({"stage": "ar", "train_hours": 0.5, "pass_at_1": 0.01, "val_loss": 5.0}, path)
-    entries = append_curve({"stage": "diffusion", "train_hours": 1.0, "pass_at_1": 0.02, "val_loss": None}, path)
-    assert len(json.loads(path.read_text())) == 2
+    append_curve({"stage": "diffusion", "train_hours": 1.0, "pass_at_1": 0.02, "val_loss": None}, path)
+    entries = append_curve({"stage": "diffusion", "train_hours": 1.5, "pass_at_1": 0.015, "val_loss": 3.0,
+                            "bundled": False}, path)  # measured, not bundled: a hollow point of its own
+    assert len(json.loads(path.read_text())) == 3
     plot_curve(entries, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").stat().st_size > 0
 
