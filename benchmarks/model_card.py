@@ -86,6 +86,14 @@ def _budget(ms: float | None) -> str:
     return f"{ms:.0f} ms" if ms > 0 else "off: the engine's planned steps, whatever the machine's speed"
 
 
+def _shared(loadavg: list[float] | None) -> str:
+    """Latencies of a run that shared the cores (a training job beside it) are not the machine's."""
+    if not loadavg or loadavg[0] <= 1.0:
+        return ""
+    return (f"; load average {loadavg[0]:.1f} at its start: other work shared the cores, so its latencies are "
+            "slower than the machine's (speed.json has those)")
+
+
 def scores_section(infill: dict | None, speed: dict | None) -> list[str]:
     lines = ["## Scores", ""]
     if infill:
@@ -93,7 +101,8 @@ def scores_section(infill: dict | None, speed: dict | None) -> list[str]:
         lines += [f"HumanEval single-line infilling ({he['n_tasks']} of {he['n_tasks_total']} tasks, pass@1), "
                   f"from `benchmarks/results/infill.json` ({infill['date']}, backend "
                   f"{infill.get('model', {}).get('backend', '?')}, latency budget "
-                  f"{_budget(infill.get('settings', {}).get('latency_budget_ms'))}):", "",
+                  f"{_budget(infill.get('settings', {}).get('latency_budget_ms'))}"
+                  f"{_shared(infill.get('machine', {}).get('loadavg'))}):", "",
                   "| method | pass@1 | 95% interval | forward passes | latency p50 (ms) |", "|---|---|---|---|---|"]
         for name, m in he["methods"].items():
             ci = m.get("ci95") or (wilson(m["passed"], m["n"]) if m.get("passed") is not None else None)

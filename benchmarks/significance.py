@@ -53,7 +53,7 @@ def mcnemar(a: list[bool], b: list[bool]) -> dict:
     k = min(only_a, only_b)
     p = min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
     return {"only_a": only_a, "only_b": only_b, "both": sum(x and y for x, y in zip(a, b, strict=True)),
-            "p_value": round(p, 4)}
+            "p_value": float(f"{p:.3g}")}  # three significant digits: 2e-13 is not 0
 
 
 def method_results(path: Path, method: str, exact_match: bool = False) -> tuple[list[bool], int, int]:
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{side}: {s['file']} {s['method']}: {s['passed']} {what}, 95% interval "
               f"{s['ci95'][0]:.4f}-{s['ci95'][1]:.4f}")
     print(f"right in a only {r['only_a']}, in b only {r['only_b']}, in both {r['both']}: "
-          f"McNemar exact p = {r['p_value']}")
+          f"McNemar exact p = {r['p_value']:.3g}")
     return 0
 
 

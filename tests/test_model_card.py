@@ -24,3 +24,10 @@ def test_card_gives_the_interval_of_each_score():
     assert "| engine | 0.050 | 0.080-0.116 | 3.0 | 20 |" in "\n".join(scores_section(infill, None))
     infill["humaneval"]["methods"]["engine"]["ci95"] = [0.0412, 0.0593]
     assert "| engine | 0.050 | 0.041-0.059 | 3.0 | 20 |" in "\n".join(scores_section(infill, None))
+
+
+def test_card_says_when_the_latencies_shared_the_cores():
+    infill = _infill(0.0)
+    assert "shared the cores" not in "\n".join(scores_section(infill, None))
+    infill["machine"] = {"loadavg": [2.6, 2.4, 2.2]}
+    assert "load average 2.6 at its start: other work shared the cores" in "\n".join(scores_section(infill, None))
