@@ -136,12 +136,18 @@ MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
 
 @pytest.mark.skipif(not (MODEL_DIR / "denoiser.onnx").is_file(), reason=f"bundled model not complete in {MODEL_DIR}")
 def test_infill_run_stores_intervals_and_per_task_results_that_compare(tmp_path, capsys):
+    import shlex
+    import textwrap
+
     from benchmarks.infill import main as infill_main
     from benchmarks.significance import decode_mask
     from benchmarks.significance import main as compare_main
 
     out = tmp_path / "infill.json"
-    assert infill_main(["--limit", "12", "--methods", "engine,baseline_pass", "--em-lines", "12",
+    val = tmp_path / "val.jsonl"  # held-out lines from real stdlib files: a fresh clone has no corpus
+    val.write_text("".join(json.dumps({"path": m.__file__, "lang": "python", "text": Path(m.__file__).read_text()})
+                           + "\n" for m in (textwrap, shlex)))
+    assert infill_main(["--limit", "12", "--methods", "engine,baseline_pass", "--em-lines", "12", "--val", str(val),
                         "--latency-budget-ms", "0", "--workers", "1", "--out", str(out)]) == 0
     methods = json.loads(out.read_text())["humaneval"]["methods"]
     for m in methods.values():
