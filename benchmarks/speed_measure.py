@@ -49,6 +49,8 @@ def cpu_busy(seconds: float = 1.0) -> float | None:
         return None
     time.sleep(seconds)
     b = sample()
+    if b is None:
+        return None
     d = [y - x for x, y in zip(a, b, strict=True)]
     total = sum(d)
     return round((total - d[3] - d[4]) / total, 3) if total > 0 else None
