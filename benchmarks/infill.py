@@ -286,7 +286,7 @@ def print_table(results: dict) -> None:
         if m.get("pass_at_1") is None:
             print(f"{name:<16}{'-':>8}  {m.get('note', '')}")
         else:
-            lo, hi = m.get("ci95") or wilson(m["passed"], m["n"])
+            lo, hi = m["ci95"]
             print(f"{name:<16}{m['pass_at_1']:>8.4f}{f'{lo:.4f}-{hi:.4f}':>16}{m['forward_passes_mean']:>8.2f}"
                   f"{m['latency_ms_mean']:>8.1f}")
     for name, m in results.get("exact_match", {}).get("methods", {}).items():

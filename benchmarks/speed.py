@@ -90,14 +90,21 @@ def layer_costs(backend, decoder, contexts: dict[int, np.ndarray], spans: list[i
     return out
 
 
-def _decode_vs_ar(engine, backend, decoder, state, S: int, K: int, reps: int) -> dict[str, dict]:
-    """Side-by-side timings of the sampler's K-step decode of S tokens and S greedy AR tokens."""
+def _decode_fns(engine, backend, decoder, state, S: int, steps) -> dict:
+    """The decodes compared: the sampler making S tokens in each of `steps` step counts (`diffusion_K`,
+    at the engine's threshold) and S greedy AR tokens (`ar`), all over the same encoded context."""
     from completion.sampler import denoise_rows
 
     threshold = engine.settings.min_confidence
-    return m.interleaved({
-        "diffusion": lambda: denoise_rows(backend, state, [S], K, engine.ids, threshold),
-        "ar": lambda: decoder.generate(state, S, forbidden=engine.ids.forbidden)}, reps)
+    fns = {f"diffusion_{K}": (lambda K=K: denoise_rows(backend, state, [S], K, engine.ids, threshold)) for K in steps}
+    fns["ar"] = lambda: decoder.generate(state, S, forbidden=engine.ids.forbidden)
+    return fns
+
+
+def _decode_vs_ar(engine, backend, decoder, state, S: int, K: int, reps: int) -> dict[str, dict]:
+    """Side-by-side timings of the sampler's K-step decode of S tokens and S greedy AR tokens."""
+    t = m.interleaved(_decode_fns(engine, backend, decoder, state, S, [K]), reps)
+    return {"diffusion": t[f"diffusion_{K}"], "ar": t["ar"]}
 
 
 def diffusion_vs_ar(engine, backend, decoder, contexts, costs_table, spans, args) -> dict:
@@ -214,14 +221,9 @@ def steps_sweep(engine, backend, decoder, ids: np.ndarray, reps: int, S: int = 3
     """Speedup at other step counts, measured: the sampler's decode of S tokens in K steps (the
     engine's threshold still commits early) against S greedy AR tokens, all side by side.
     Per-call step costs would overstate it: they leave out the sampler's own work per step."""
-    from completion.sampler import denoise_rows
-
     state = backend.encode_context(ids)
-    threshold = engine.settings.min_confidence
-    fns = {f"diffusion_{K}": (lambda K=K: denoise_rows(backend, state, [S], K, engine.ids, threshold))
-           for K in K_SWEEP if K <= S}
-    fns["ar"] = lambda: decoder.generate(state, S, forbidden=engine.ids.forbidden)
-    t = m.interleaved(fns, max(3, reps // 3))
+    t = m.interleaved(_decode_fns(engine, backend, decoder, state, S, [K for K in K_SWEEP if K <= S]),
+                      max(3, reps // 3))
     ar = t["ar"]["p50"]
     return {"context": int(ids.shape[1]), "span": S, "ar_ms_p50": ar,
             "diffusion_ms_p50": {K: t[f"diffusion_{K}"]["p50"] for K in K_SWEEP if K <= S},

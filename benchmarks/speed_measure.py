@@ -7,6 +7,7 @@ them alike instead of whichever happened to run during the busy minute.
 
 from __future__ import annotations
 
+import functools
 import random
 import sys
 import time
@@ -78,6 +79,12 @@ def code_files() -> list[Path]:
     return [f for f in files if f.stat().st_size > 2000]
 
 
+@functools.lru_cache(maxsize=2)
+def code_ids(tok: Tokenizer) -> list[int]:
+    """This repository's code as one token list, tokenized once per tokenizer: every context is cut from it."""
+    return tok.encode("\n".join(f.read_text() for f in code_files()))
+
+
 HOLE_TOKENS = 32  # real code taken out between prefix and suffix, so the decoders fill a real hole
 
 
@@ -86,8 +93,7 @@ def real_context(tok: Tokenizer, T: int, seed: int = 0, hole: int = HOLE_TOKENS)
     windows, with `hole` tokens of the code between them taken out: around an empty hole the right
     answer is to stop at once, and a sampler that commits the end early would finish in fewer steps
     than any real completion takes."""
-    text = "\n".join(f.read_text() for f in code_files())
-    ids = tok.encode(text)
+    ids = code_ids(tok)
     n_suffix = max(1, (T - 3) // 4)
     n_prefix = T - 3 - n_suffix
     if n_prefix + hole + n_suffix > len(ids):
