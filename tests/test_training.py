@@ -292,7 +292,7 @@ def test_fp32_and_bf16_losses_agree(tiny):
     assert isinstance(train_mod.bf16_is_fast(64), bool)
 
 
-def test_average_is_the_weighted_mean_and_keeps_the_most_trained_counters(tmp_path):
+def test_average_is_the_weighted_mean_and_keeps_the_most_trained_counters(tiny, tmp_path):
     from training.average import average
     from training.average import main as average_main
 
@@ -300,15 +300,25 @@ def test_average_is_the_weighted_mean_and_keeps_the_most_trained_counters(tmp_pa
     torch.manual_seed(0)
     a, b = Denoiser(cfg), Denoiser(cfg)
     save_checkpoint(a, tmp_path / "a.safetensors", {"step": 100, "tokens": 1000, "best_val": 3.0})
-    save_checkpoint(b, tmp_path / "b.safetensors", {"step": 300, "tokens": 3000, "best_val": 2.5})
+    save_checkpoint(b, tmp_path / "b.safetensors", {"step": 300, "tokens": 3000, "best_val": 2.5, "val_loss": 2.6})
     assert average_main([str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"),
                          "--weights", "1", "3", "--out", str(tmp_path / "soup.safetensors")]) == 0
     soup, meta = load_checkpoint(tmp_path / "soup.safetensors")
     for name, p in soup.state_dict().items():
         want = 0.25 * a.state_dict()[name] + 0.75 * b.state_dict()[name]
         assert torch.allclose(p, want, atol=1e-6), name
-    assert meta["step"] == 300 and meta["tokens"] == 3000 and "best_val" not in meta
+    assert meta["step"] == 300 and meta["tokens"] == 3000 and "best_val" not in meta and "val_loss" not in meta
     assert [s["weight"] for s in meta["averaged_from"]] == [0.25, 0.75]
+    # --corpus measures the mean's own validation loss, on the split training uses
+    root, _, _ = tiny
+    big = ModelConfig(vocab_size=400, n_layer=1, n_head=2, d_model=16)
+    save_checkpoint(Denoiser(big), tmp_path / "d.safetensors", {"step": 1})
+    save_checkpoint(Denoiser(big), tmp_path / "e.safetensors", {"step": 2})
+    assert average_main([str(tmp_path / "d.safetensors"), str(tmp_path / "e.safetensors"), "--corpus",
+                         str(root / "corpus"), "--tokenizer", str(root / "tok.json"),
+                         "--out", str(tmp_path / "soup2.safetensors")]) == 0
+    _, meta = load_checkpoint(tmp_path / "soup2.safetensors")
+    assert 0 < meta["val_loss"] < 10 and meta["val_set"].endswith("chars")
 
     other = Denoiser(ModelConfig(vocab_size=64, n_layer=2, n_head=2, d_model=16))
     save_checkpoint(other, tmp_path / "c.safetensors")
@@ -317,3 +327,45 @@ def test_average_is_the_weighted_mean_and_keeps_the_most_trained_counters(tmp_pa
     with pytest.raises(ValueError, match="one non-negative weight"):
         average([tmp_path / "a.safetensors"], [1.0, 2.0])
     assert average_main([str(tmp_path / "missing.safetensors"), "--out", str(tmp_path / "x.safetensors")]) == 2
+
+
+def test_distillation_trains_on_the_teachers_fillings(tiny, tmp_path):
+    """A teacher (an exported model run through the serving sampler) fills the spans it is given;
+    the batch then holds its filling, noised like the corpus's, and a run records where it came from."""
+    import numpy as np
+
+    from training.bundle import bundle
+    from training.distill import Teacher, relabel
+
+    root, _, hf = tiny
+    tok = Tokenizer(hf)
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=400, n_layer=2, n_head=2, d_model=32)
+    save_checkpoint(Denoiser(cfg), tmp_path / "ar.safetensors", {"stage": "ar", "tokens": 10})
+    save_checkpoint(Denoiser(cfg), tmp_path / "diff.safetensors", {"stage": "diffusion", "step": 3, "tokens": 5})
+    model_dir = tmp_path / "model"
+    bundle(tmp_path / "diff.safetensors", tmp_path / "ar.safetensors", model_dir, None, root / "tok.json")
+    teacher = Teacher(model_dir, steps=2, threads=1)
+    docs = [json.loads(line)["text"] for line in open(root / "corpus" / "train.jsonl")]
+    batch = data.infill_batch(docs, tok, random.Random(0), 4, 160)
+    original = batch.span_targets.copy()
+    assert relabel(batch, teacher, random.Random(1), fraction=1.0) == 4
+    for b in range(4):
+        c, L = int(batch.ctx_len[b]), int(batch.span_len[b])
+        filled = teacher.fill(batch.ids[b, :c], L)
+        assert list(batch.span_targets[b, :L]) == filled and tok.mask_id not in filled
+        noisy = batch.ids[b, c:c + L]
+        shown = noisy != tok.mask_id
+        assert (noisy[shown] == np.array(filled)[shown]).all() and not shown.all()
+        assert ((batch.span_weights[b, :L] > 0) == ~shown).all()
+    assert (batch.span_targets != original).any()
+    assert relabel(batch, teacher, random.Random(1), fraction=0.0) == 0
+
+    common = ["--corpus", str(root / "corpus"), "--tokenizer", str(root / "tok.json"), "--batch", "2",
+              "--seq-len", "160", "--threads", "1", "--eval-every", "2", "--save-every", "2"]
+    out = tmp_path / "kd"
+    train_main(["--stage", "diffusion", "--init", str(tmp_path / "diff.safetensors"), "--out", str(out),
+                "--teacher", str(model_dir), "--teacher-steps", "2", "--max-steps", "5", *common])
+    _, meta = load_checkpoint(out / "last.safetensors")
+    assert meta["step"] == 5 and meta["distilled"] == {"teacher": str(model_dir), "teacher_steps": 2,
+                                                      "fraction": 0.5, "from_step": 3}

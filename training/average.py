@@ -41,8 +41,20 @@ def average(paths: list[Path], weights: list[float] | None = None) -> tuple[Deno
     meta = dict(max(metas, key=lambda m: (m.get("tokens", 0), m.get("step", 0))))
     meta["averaged_from"] = [{"path": str(p), "weight": round(w / total, 6), "step": m.get("step")}
                              for p, w, m in zip(paths, weights, metas, strict=True)]
-    meta.pop("best_val", None)  # measured on one input, not on the mean
+    for key in ("best_val", "val_loss"):  # measured on one input, not on the mean
+        meta.pop(key, None)
     return soup, meta
+
+
+def validation_loss(model: Denoiser, corpus: Path, tokenizer: Path) -> tuple[float, str]:
+    """(stage-2 validation loss, which split) measured as `training.train` measures it during a run."""
+    from runtime.tokenizer import Tokenizer
+    from training.corpus import load_documents
+    from training.train import TrainConfig, bf16_is_fast, evaluate, val_set_id
+
+    val_docs = [d["text"] for d in load_documents(Path(corpus) / "val.jsonl")]
+    cfg = TrainConfig(stage="diffusion", bf16=bf16_is_fast())
+    return evaluate(model, val_docs, Tokenizer.from_file(str(tokenizer)), cfg), val_set_id(val_docs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoints", type=Path, nargs="+")
     p.add_argument("--weights", type=float, nargs="+", help="one per checkpoint (default: equal)")
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--corpus", type=Path, default=None,
+                   help="measure the mean's validation loss on this corpus's split (as training does)")
+    p.add_argument("--tokenizer", type=Path, default=Path("models/default/tokenizer.json"))
     args = p.parse_args(argv)
     try:
         soup, meta = average(args.checkpoints, args.weights)
@@ -57,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     meta.pop("config", None)
+    if args.corpus is not None:
+        meta["val_loss"], meta["val_set"] = validation_loss(soup, args.corpus, args.tokenizer)
+        meta["val_loss"] = round(meta["val_loss"], 4)
+        print(f"validation loss {meta['val_loss']} ({meta['val_set']})", file=sys.stderr)
     save_checkpoint(soup, args.out, meta)
     print(f"wrote {args.out}: mean of {len(args.checkpoints)} checkpoints (step {meta.get('step')})", file=sys.stderr)
     return 0

@@ -28,6 +28,7 @@ from runtime.model import Denoiser, ModelConfig, load_checkpoint, save_checkpoin
 from runtime.tokenizer import Tokenizer
 from training.corpus import load_documents
 from training.data import ar_batch, infill_batch
+from training.distill import Teacher, relabel
 
 
 @dataclass
@@ -47,6 +48,7 @@ class TrainConfig:
     cooldown: tuple[int, int] | None = None  # (start, end) steps: lr falls linearly to 0, training ends
     rewarm: tuple[int, int] | None = None  # (first step of this run, steps): ramp lr up again from 0
     bf16: bool = True  # autocast the matrix multiplies to bfloat16 (where the CPU does that natively)
+    distill_fraction: float = 0.0  # stage 2 with a teacher: share of spans it fills (training/distill.py)
 
 
 def bf16_is_fast(n: int = 512, reps: int = 5) -> bool:
@@ -123,15 +125,18 @@ def compiled_losses() -> dict:
     return {stage: torch.compile(fn, dynamic=False) for stage, fn in LOSSES.items()}
 
 
-def compute_loss(model, docs, tok, rng, cfg: TrainConfig,
-                 losses: dict = LOSSES) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss to optimise, loss to report) for one batch of the configured stage."""
+def compute_loss(model, docs, tok, rng, cfg: TrainConfig, losses: dict = LOSSES,
+                 teacher=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss to optimise, loss to report) for one batch of the configured stage; with a teacher
+    (training/distill.py) some of stage 2's spans are the teacher's fillings."""
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
         if cfg.stage == "ar":
             x, y = ar_batch(docs, tok, rng, cfg.batch, cfg.seq_len)
             loss = losses["ar"](model, torch.from_numpy(x), torch.from_numpy(y))
             return loss, loss
         batch = infill_batch(docs, tok, rng, cfg.batch, cfg.seq_len)
+        if teacher is not None and cfg.distill_fraction > 0:
+            relabel(batch, teacher, rng, cfg.distill_fraction)
         return losses["diffusion"](model, batch, cfg.ctx_loss_weight)
 
 
@@ -183,6 +188,7 @@ def train(args) -> None:
     cfg = TrainConfig(stage=args.stage, batch=args.batch, seq_len=args.seq_len, lr=args.lr,
                       eval_every=args.eval_every, save_every=args.save_every,
                       cooldown=tuple(args.cooldown) if args.cooldown else None,
+                      distill_fraction=args.distill_fraction if args.teacher else 0.0,
                       bf16=args.precision == "bf16" or (args.precision == "auto" and bf16_is_fast()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -193,7 +199,7 @@ def train(args) -> None:
     val_set = val_set_id(val_docs)
     if (out / "last.safetensors").exists():
         model, meta = load_checkpoint(out / "last.safetensors")
-        state.update({k: meta[k] for k in (*state, "val_set", "init", "run_start", "seed") if k in meta})
+        state.update({k: meta[k] for k in (*state, "val_set", "init", "run_start", "seed", "distilled") if k in meta})
         print(f"resuming {out} at step {state['step']}", file=sys.stderr)
     elif args.init:
         model, meta = load_checkpoint(Path(args.init))
@@ -221,6 +227,14 @@ def train(args) -> None:
     cfg = replace(cfg, seed=state["seed"])
     if args.rewarm:
         cfg = replace(cfg, rewarm=(state.get("run_start", 0), args.rewarm))
+    teacher = None
+    if args.teacher:
+        if cfg.stage != "diffusion":
+            raise SystemExit("--teacher distils stage 2 (--stage diffusion)")
+        teacher = Teacher(Path(args.teacher), steps=args.teacher_steps, threads=args.threads)
+        state["distilled"] = {"teacher": str(args.teacher), "teacher_steps": args.teacher_steps,
+                              "fraction": cfg.distill_fraction, "from_step": state.get("distilled", {}).get(
+                                  "from_step", state["step"])}
     model.train()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -240,7 +254,7 @@ def train(args) -> None:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         t0 = time.time()
-        loss, report = compute_loss(model, docs, tok, rng, cfg, losses)
+        loss, report = compute_loss(model, docs, tok, rng, cfg, losses, teacher)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
@@ -304,6 +318,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rewarm", type=int, default=0, metavar="STEPS",
                    help="ramp the learning rate up from 0 over STEPS steps from where this run starts "
                         "(for a run initialised from annealed weights, whose optimizer starts afresh)")
+    p.add_argument("--teacher", type=Path, default=None, metavar="MODEL_DIR",
+                   help="stage 2: an exported model (e.g. models/default) fills some spans in many steps, "
+                        "so the model learns to finish in fewer (training/distill.py)")
+    p.add_argument("--teacher-steps", type=int, default=8, help="denoising steps of the teacher's fillings")
+    p.add_argument("--distill-fraction", type=float, default=0.5, help="share of spans the teacher fills")
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--snapshots", action="store_true", help="keep a copy of the weights at every evaluation")
