@@ -9,6 +9,12 @@ method's interval and its per-task results (`passed_tasks`, a hex bitmask in tas
 order) for this, and the same for exact match on the held-out validation lines
 (`hit_lines`, `--exact-match`): the split to choose checkpoints on, so that HumanEval
 stays a test set.
+
+`--by-kind` splits HumanEval by the kind of line in the hole. At this model size one kind can
+decide a comparison: on 2026-12-06 the bundle (100 passes) passed 35 of the 40 `return False`
+holes and 1 of the 24 `return True` ones (a lean towards one constant, not a reading of the
+function), the checkpoint trained 8,700 steps further (83) 19 and 2, and on the other 969 holes
+they were level (64 and 62).
 """
 
 from __future__ import annotations
@@ -16,8 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
+from collections import Counter
 from pathlib import Path
+
+KEYWORDS = {"return": "return", "if": "if/elif/else", "elif": "if/elif/else", "else": "if/elif/else",
+            "for": "for/while", "while": "for/while"}
 
 
 def wilson(passed: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -83,6 +94,34 @@ def compare(a: Path, b: Path, method_a: str = "engine", method_b: str | None = N
     return out
 
 
+def line_kind(line: str) -> str:
+    """What a hole's true line does: `return True/False` (a constant an unreading model can guess),
+    `return`, `if/elif/else`, `for/while`, `assign`, or `other`."""
+    text = line.strip()
+    if re.fullmatch(r"return\s+(True|False)", text):
+        return "return True/False"
+    word = re.match(r"[A-Za-z_]\w*", text)
+    if word and word.group(0) in KEYWORDS:
+        return KEYWORDS[word.group(0)]
+    return "assign" if re.match(r"[\w.\[\], ]+\s*[-+*/%|&]?=[^=]", text) else "other"
+
+
+def by_kind(kinds: list[str], a: list[bool], b: list[bool]) -> dict[str, dict[str, int]]:
+    """Per line kind: holes, and how many each run passed."""
+    out: dict[str, dict[str, int]] = {}
+    for kind, n in Counter(kinds).most_common():
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        out[kind] = {"n": n, "a": sum(a[i] for i in idx), "b": sum(b[i] for i in idx)}
+    return out
+
+
+def humaneval_kinds() -> list[str]:
+    """The kind of each HumanEval hole, in the order infill.json stores results."""
+    from benchmarks.humaneval import derive_tasks, load_problems
+
+    return [line_kind(t.middle) for t in derive_tasks(load_problems())]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("a", type=Path)
@@ -91,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method-b", default=None)
     p.add_argument("--exact-match", action="store_true",
                    help="compare exact match on the held-out validation lines instead of HumanEval")
+    p.add_argument("--by-kind", action="store_true", help="HumanEval passes split by the kind of line in the hole")
     args = p.parse_args(argv)
     try:
         r = compare(args.a, args.b, args.method, args.method_b, args.exact_match)
@@ -104,6 +144,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['ci95'][0]:.4f}-{s['ci95'][1]:.4f}")
     print(f"right in a only {r['only_a']}, in b only {r['only_b']}, in both {r['both']}: "
           f"McNemar exact p = {r['p_value']:.3g}")
+    if args.by_kind and not args.exact_match:
+        ra = method_results(args.a, args.method)[0]
+        rb = method_results(args.b, args.method_b or args.method)[0]
+        kinds = humaneval_kinds()
+        if len(kinds) != len(ra):
+            print(f"error: {len(ra)} results but {len(kinds)} HumanEval holes (a --limit run?)", file=sys.stderr)
+            return 2
+        print(f"{'kind':<20}{'holes':>6}{'a':>6}{'b':>6}")
+        for kind, row in by_kind(kinds, ra, rb).items():
+            print(f"{kind:<20}{row['n']:>6}{row['a']:>6}{row['b']:>6}")
     return 0
 
 

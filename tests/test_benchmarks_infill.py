@@ -131,6 +131,22 @@ def test_wilson_interval_mask_round_trip_and_paired_test():
         mcnemar(a, a[:-1])
 
 
+def test_line_kinds_split_humaneval_holes(tasks):
+    from benchmarks.significance import by_kind, humaneval_kinds, line_kind
+
+    cases = {"return False": "return True/False", "  return True\n": "return True/False",
+             "return x > 0": "return", "elif n == 1:": "if/elif/else", "else:": "if/elif/else",
+             "for i in range(n):": "for/while", "l = list(l)": "assign", "result += [x]": "assign",
+             "s.items[0], t = 1, 2": "assign", "x == 1": "other", "print(x)": "other", "# note": "other"}
+    assert {line: line_kind(line) for line in cases} == cases
+    kinds = humaneval_kinds()
+    assert len(kinds) == len(tasks) == EXPECTED_TASKS
+    counts = by_kind(kinds, [True] * len(kinds), [k == "return True/False" for k in kinds])
+    assert sum(row["n"] for row in counts.values()) == EXPECTED_TASKS
+    assert counts["return True/False"]["a"] == counts["return True/False"]["b"] == 64
+    assert all(row["b"] == 0 for kind, row in counts.items() if kind != "return True/False")
+
+
 MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "default"
 
 
