@@ -47,9 +47,7 @@ def summarize(meta: dict) -> dict:
     init = meta.get("init") if isinstance(meta.get("init"), dict) else None
     init_seconds = float(init.get("train_seconds") or 0.0) if init else 0.0
     init_tokens = int(init.get("tokens") or 0) if init else 0
-    val = _finite(meta.get("val_loss"))
-    if val is None:
-        val = _finite(meta.get("best_val"))
+    val = _finite(meta.get("val_loss"))  # never the run's best_val: that was another checkpoint's
     return {"stage": stage, "step": meta.get("step"), "tokens": tokens, "total_tokens": tokens + init_tokens,
             "train_seconds": seconds, "init_train_seconds": init_seconds,
             "train_hours": round((seconds + init_seconds) / 3600, 4), "val_loss": val,

@@ -94,6 +94,8 @@ def test_two_stages_train_resume_and_save(tiny, tmp_path):
     train_main(["--stage", "ar", "--out", str(ar), "--max-steps", "4", *common])
     _, meta = load_checkpoint(ar / "last.safetensors")
     assert meta["step"] == 4 and (ar / "best.safetensors").exists()
+    log3 = next(json.loads(line) for line in open(ar / "log.jsonl") if json.loads(line)["step"] == 3)
+    assert meta["val_step"] == 3 and meta["val_loss"] == log3["val_loss"]  # its own last evaluation, not the best
     train_main(["--stage", "ar", "--out", str(ar), "--max-steps", "6", *common])  # resumes
     _, meta = load_checkpoint(ar / "last.safetensors")
     assert meta["step"] == 6

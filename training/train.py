@@ -199,7 +199,8 @@ def train(args) -> None:
     val_set = val_set_id(val_docs)
     if (out / "last.safetensors").exists():
         model, meta = load_checkpoint(out / "last.safetensors")
-        state.update({k: meta[k] for k in (*state, "val_set", "init", "run_start", "seed", "distilled") if k in meta})
+        kept = (*state, "val_set", "init", "run_start", "seed", "distilled", "val_loss", "val_step")
+        state.update({k: meta[k] for k in kept if k in meta})
         print(f"resuming {out} at step {state['step']}", file=sys.stderr)
     elif args.init:
         model, meta = load_checkpoint(Path(args.init))
@@ -272,6 +273,9 @@ def train(args) -> None:
         is_eval = state["step"] % cfg.eval_every == 0
         if is_eval:
             record["val_loss"] = round(evaluate(model, val_docs, tok, cfg), 4)
+            # the weights' own loss goes into every later save (last.safetensors), with the step it was
+            # measured at: the run's best is another checkpoint's
+            state["val_loss"], state["val_step"] = record["val_loss"], state["step"]
             print(json.dumps(record), file=sys.stderr, flush=True)
         log.write(json.dumps(record) + "\n")
         log.flush()
