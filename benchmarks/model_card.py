@@ -141,7 +141,8 @@ def render(model_dir: Path, results: Path = RESULTS) -> str:
         "",
         "Files: `config.json`, `tokenizer.json`, `model.safetensors`, `encoder.onnx`, `denoiser.onnx`, "
         "`weights.onnx.data`, int8 variants (`*.int8.onnx`, `weights.int8.onnx.data`), `decoder_step.onnx` "
-        "(the autoregressive step, for the speed baseline), `extender.onnx` (the encoder continued from a cache, "
+        "and `decoder_shared.onnx` (the autoregressive step, for the speed baseline; the second writes "
+        "the cache in place), `extender.onnx` (the encoder continued from a cache, "
         "for reuse between keystrokes), `stage1_ar.safetensors` (the stage-1 checkpoint in "
         "bfloat16: the autoregressive baseline, and where stage 1 resumes), `corpus_manifest.json`.",
         "",

@@ -1,4 +1,4 @@
-"""The network's three inference entry points, rewritten for a lean ONNX graph.
+"""The network's inference entry points, rewritten for a lean ONNX graph.
 
 `runtime/model.py` is written to be read and trained; traced as is, one decoder
 step becomes ~400 ONNX nodes (rotary embeddings as strided slices and stacks per
@@ -92,13 +92,17 @@ class InferenceGraphs(nn.Module):
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(F.layer_norm(x, (self.C,), self.ln_f, None, 1e-5), self.embed)
 
-    def _attend_cached(self, q, k, v, pk, pv, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def _attend_cached(self, q, k, v, pk, pv, mask: torch.Tensor | None = None,
+                       past_mask: torch.Tensor | None = None) -> torch.Tensor:
         """q, k, v (1, B, nh, S, hs) of the new tokens; pk, pv (1, nh, T, hs) the cache; mask (S, S)
-        added to the new tokens' scores among themselves (causal for a context extension).
-        One softmax over [cache | new] without concatenating keys or values."""
+        added to the new tokens' scores among themselves (causal for a context extension), past_mask
+        (T,) to their scores over the cache (a buffer's unwritten tail). One softmax over
+        [cache | new] without concatenating keys or values."""
         T = pk.shape[2]
         own = q @ k.transpose(-1, -2)
-        scores = torch.cat((q @ pk.transpose(-1, -2), own if mask is None else own + mask), dim=-1)
+        cached = q @ pk.transpose(-1, -2)
+        scores = torch.cat((cached if past_mask is None else cached + past_mask,
+                            own if mask is None else own + mask), dim=-1)
         p = scores.softmax(dim=-1)
         return p[..., :T] @ pv + p[..., T:] @ v
 
@@ -146,6 +150,22 @@ class InferenceGraphs(nn.Module):
             q, k, v = self._qkv(i, x, cos, sin).chunk(3, dim=0)
             x = self._finish(i, x, self._attend_cached(q, k, v, past[2 * i], past[2 * i + 1]))
         return self._logits(take_rows(x, rows))
+
+    def decode_shared(self, ids: torch.Tensor, length: torch.Tensor,
+                      past: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """`decode_step` over a cache buffer filled up to `length` (1,) int64: past [k0, v0, ...] each
+        (1, nh, Tmax, hs), positions from `length` on not yet written (masked). Returns (next-token
+        logits (1, V), this token's keys/values (L, 2, 1, nh, 1, hs)), which the caller writes at
+        `length`: no step copies the cache (runtime/ar_decoder.py)."""
+        x = F.embedding(ids, self.embed)
+        cos, sin = self._rotary(length, 1)
+        unwritten = torch.where(torch.arange(past[0].shape[2], device=ids.device) < length, 0.0, float("-inf"))
+        new = []
+        for i in range(self.L):
+            q, k, v = self._qkv(i, x, cos, sin).chunk(3, dim=0)
+            x = self._finish(i, x, self._attend_cached(q, k, v, past[2 * i], past[2 * i + 1], past_mask=unwritten))
+            new.append(torch.cat((k, v)))  # (2, 1, nh, 1, hs)
+        return self._logits(x[:, -1]), torch.stack(new)
 
     def decode_step(self, ids: torch.Tensor, past: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """One autoregressive step for ids (1, 1) over past [k0, v0, ...] each (1, nh, T, hs):

@@ -42,7 +42,7 @@ from torch import nn
 
 from export.graph_model import InferenceGraphs
 from runtime.model import Denoiser, ModelConfig, load_checkpoint
-from runtime.onnx_backend import EXTENDER_FILE, cache_names
+from runtime.onnx_backend import DECODER_SHARED_FILE, EXTENDER_FILE, cache_names
 
 ENCODER_FILE = "encoder.onnx"
 DENOISER_FILE = "denoiser.onnx"
@@ -76,6 +76,11 @@ class _Encoder(nn.Module):
 class _SpanDenoiser(_Encoder):
     def forward(self, span_ids: torch.Tensor, past: list[torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
         return self.graphs.denoise(span_ids, past, rows)
+
+
+class _SharedDecoder(_Encoder):
+    def forward(self, ids: torch.Tensor, length: torch.Tensor, past: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        return self.graphs.decode_shared(ids, length, past)
 
 
 class _Extender(_Encoder):
@@ -136,6 +141,14 @@ def export_graphs(model: Denoiser, opset: int | None = None) -> dict[str, onnx.M
     log(f"exported {DECODER_STEP_FILE} in {time.perf_counter() - t0:.1f}s")
 
     t0 = time.perf_counter()
+    log(f"exporting {DECODER_SHARED_FILE} ...")
+    shared = torch.onnx.export(_SharedDecoder(graphs).eval(), (step, torch.tensor([7]), past),
+                               input_names=["ids", "length", *cache_names(cfg.n_layer)],
+                               output_names=["logits", "new_kv"],
+                               dynamic_shapes={"ids": None, "length": None, "past": past_dims}, **common)
+    log(f"exported {DECODER_SHARED_FILE} in {time.perf_counter() - t0:.1f}s")
+
+    t0 = time.perf_counter()
     log(f"exporting {EXTENDER_FILE} ...")
     N = torch.export.Dim("N", min=1, max=MAX_CONTEXT)
     tail = torch.randint(0, cfg.vocab_size, (1, 5), generator=gen)
@@ -146,7 +159,8 @@ def export_graphs(model: Denoiser, opset: int | None = None) -> dict[str, onnx.M
     return {ENCODER_FILE: _strip_debug(enc.model_proto, "encoder"),
             EXTENDER_FILE: _strip_debug(ext.model_proto, "extender"),
             DENOISER_FILE: _strip_debug(den.model_proto, "denoiser"),
-            DECODER_STEP_FILE: _strip_debug(dec.model_proto, "decoder_step")}
+            DECODER_STEP_FILE: _strip_debug(dec.model_proto, "decoder_step"),
+            DECODER_SHARED_FILE: _strip_debug(shared.model_proto, "decoder_shared")}
 
 
 def _strip_debug(proto: onnx.ModelProto, role: str) -> onnx.ModelProto:

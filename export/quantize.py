@@ -29,10 +29,10 @@ import onnx
 from onnx import numpy_helper
 
 from export.onnx import DECODER_STEP_FILE, DENOISER_FILE, ENCODER_FILE, log, save_shared
-from runtime.onnx_backend import EXTENDER_FILE
+from runtime.onnx_backend import DECODER_SHARED_FILE, EXTENDER_FILE
 
 INT8_DATA_FILE = "weights.int8.onnx.data"
-GRAPHS = (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, EXTENDER_FILE)
+GRAPHS = (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, DECODER_SHARED_FILE, EXTENDER_FILE)
 
 
 class _NoPreprocessHint(logging.Filter):

@@ -21,6 +21,7 @@ from runtime.base import ContextState, ModelFileError, ModelInfo, rows_input, ta
 ENCODER_FILE = "encoder.onnx"
 DENOISER_FILE = "denoiser.onnx"
 DECODER_STEP_FILE = "decoder_step.onnx"
+DECODER_SHARED_FILE = "decoder_shared.onnx"  # optional: the step over a cache buffer written in place
 EXTENDER_FILE = "extender.onnx"  # optional: models exported before it re-encode every context in full
 PRECISIONS = ("fp32", "int8")
 _PROVIDER_NAMES = {

@@ -21,7 +21,7 @@ from export.onnx import (  # noqa: E402
 )
 from runtime.ar_decoder import OnnxStepDecoder  # noqa: E402
 from runtime.model import Denoiser, ModelConfig, save_checkpoint  # noqa: E402
-from runtime.onnx_backend import EXTENDER_FILE, OnnxBackend  # noqa: E402
+from runtime.onnx_backend import DECODER_SHARED_FILE, EXTENDER_FILE, OnnxBackend  # noqa: E402
 
 CFG = ModelConfig(vocab_size=512, n_layer=2, n_head=2, d_model=32)
 
@@ -44,8 +44,8 @@ def exported(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_files_and_config(exported):
     weights, out = exported
-    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, EXTENDER_FILE, DATA_FILE, "config.json",
-                 "model.safetensors"):
+    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, DECODER_SHARED_FILE, EXTENDER_FILE, DATA_FILE,
+                 "config.json", "model.safetensors"):
         assert (out / name).is_file(), name
     cfg = json.loads((out / "config.json").read_text())
     assert {k: cfg[k] for k in ("vocab_size", "n_layer", "n_head", "d_model", "mlp_ratio", "rope_theta")} == {
@@ -63,7 +63,7 @@ def test_graphs_share_one_weights_file(exported):
     param_bytes = sum(p.numel() * 4 for p in Denoiser(CFG).parameters())
     data_size = (out / DATA_FILE).stat().st_size
     assert data_size < 1.2 * param_bytes
-    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, EXTENDER_FILE):
+    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, DECODER_SHARED_FILE, EXTENDER_FILE):
         proto = onnx.load(str(out / name), load_external_data=False)
         locations = {e.value for t in proto.graph.initializer for e in t.external_data if e.key == "location"}
         assert locations == {DATA_FILE}
@@ -144,7 +144,7 @@ def test_graphs_stay_lean(exported):
     import onnx
 
     _, out = exported
-    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, EXTENDER_FILE):
+    for name in (ENCODER_FILE, DENOISER_FILE, DECODER_STEP_FILE, DECODER_SHARED_FILE, EXTENDER_FILE):
         proto = onnx.load(str(out / name), load_external_data=False)
         assert len(proto.graph.node) <= 40 * CFG.n_layer + 20, (name, len(proto.graph.node))
     den = onnx.load(str(out / DENOISER_FILE), load_external_data=False)
@@ -160,8 +160,13 @@ def test_autoregressive_decoding_equals_full_causal_forward(exported):
     model, _ = load_checkpoint(weights)
     model.eval()
     ctx = np.random.default_rng(3).integers(0, CFG.vocab_size, (1, 19), dtype=np.int64)
-    decoded = OnnxStepDecoder(out).generate(OnnxBackend(out).encode_context(ctx), max_tokens=6)
+    decoder = OnnxStepDecoder(out)
+    assert decoder.shared is not None  # decoder_shared.onnx: the cache written in place, as served by speed.py
+    state = OnnxBackend(out).encode_context(ctx)
+    decoded = decoder.generate(state, max_tokens=6)
     assert decoded.steps == 5 and len(decoded.tokens) == 6
+    decoder.shared = None  # the same decode through decoder_step.onnx, which returns the cache extended
+    assert decoder.generate(state, max_tokens=6) == decoded
     seq = ctx[0].tolist()
     with torch.no_grad():
         for token in decoded.tokens:
@@ -194,8 +199,8 @@ def test_int8_variant_beside_fp32(exported, tmp_path):
     _, out = exported
     model_dir = Path(shutil.copytree(out, tmp_path / "m"))
     assert main(["quantize", "--model", str(model_dir)]) == 0
-    for name in ("encoder.int8.onnx", "denoiser.int8.onnx", "decoder_step.int8.onnx", "extender.int8.onnx",
-                 INT8_DATA_FILE):
+    for name in ("encoder.int8.onnx", "denoiser.int8.onnx", "decoder_step.int8.onnx", "decoder_shared.int8.onnx",
+                 "extender.int8.onnx", INT8_DATA_FILE):
         assert (model_dir / name).is_file(), name
     # smaller, though the embedding table stays fp32 (a lookup: nothing to gain from int8)
     assert (model_dir / INT8_DATA_FILE).stat().st_size < 0.8 * (model_dir / DATA_FILE).stat().st_size
@@ -245,7 +250,8 @@ def test_head_as_matmul_keeps_every_graph_exact(exported):
     feeds = {"encoder.onnx": {"ids": ctx}, "extender.onnx": {"ids": ctx[:, :3], **past},
              "denoiser.onnx": {"span_ids": rng.integers(0, CFG.vocab_size, (2, 5), dtype=np.int64), **past,
                                "rows": np.array([[0, 3, 4], [1, 1, 2]], dtype=np.int64)},
-             "decoder_step.onnx": {"ids": ctx[:, :1], **past}}
+             "decoder_step.onnx": {"ids": ctx[:, :1], **past},
+             "decoder_shared.onnx": {"ids": ctx[:, :1], "length": np.array([7], dtype=np.int64), **past}}
     for name in GRAPHS:
         model = onnx.load(str(out / name))
         rewritten = head_as_matmul(onnx.load(str(out / name)))
