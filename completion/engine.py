@@ -61,9 +61,7 @@ class CompletionEngine:
         self.syntax = syntax if syntax is not None else SyntaxCache()
         self.cache = cache if cache is not None else CompletionCache()
         self.contexts = contexts if contexts is not None else ContextReuse()
-        tok = model.tokenizer
-        self.ids = SpecialIds(mask=tok.mask_id, eos=tok.eos_id,
-                              forbidden=(tok.mask_id, tok.prefix_id, tok.suffix_id, tok.middle_id))
+        self.ids = SpecialIds.from_tokenizer(model.tokenizer)
 
     @property
     def backend_name(self) -> str:

@@ -39,6 +39,12 @@ class SpecialIds:
     eos: int
     forbidden: tuple[int, ...]  # never predicted: MASK and the FIM markers
 
+    @classmethod
+    def from_tokenizer(cls, tok) -> SpecialIds:
+        """The ids of a tokenizer with mask/eos/FIM-marker ids (runtime/tokenizer.py, runtime/hf)."""
+        return cls(mask=tok.mask_id, eos=tok.eos_id,
+                   forbidden=(tok.mask_id, tok.prefix_id, tok.suffix_id, tok.middle_id))
+
 
 def logit_rows(state: ContextState, masked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(masked positions, the denoiser outputs that predict them) for a batch of spans (B, S):

@@ -210,8 +210,7 @@ def test_context_cache_refresh_effect(checkpoints, capsys):
         cfg = load_config(d)
         tok = HFTokenizer.from_dir(d, cfg)
         ops = TorchOps(load_hf_model(d))
-        ids = SpecialIds(mask=tok.mask_id, eos=tok.eos_id,
-                         forbidden=(tok.mask_id, tok.prefix_id, tok.suffix_id, tok.middle_id))
+        ids = SpecialIds.from_tokenizer(tok)
         ctx = context_ids(tok, tok.encode(PREFIX), tok.encode(SUFFIX))
         runs = {}
         for every in (1, 0, 2, 4):

@@ -147,20 +147,27 @@ def infill_batch(docs: list[str], tok: Tokenizer, rng: random.Random, batch: int
         prefix, suffix = fit_context(parts.prefix, parts.suffix, seq_len - L - 3, rng)
         ctx = context_ids(tok, prefix, suffix)
         c = len(ctx)
-        t = rng.uniform(eps, 1.0)
-        masked = np.array([rng.random() < t for _ in range(L)])
-        if not masked.any():
-            masked[rng.randrange(L)] = True
-        noisy = np.where(masked, tok.mask_id, np.array(span))
         out.ids[b, :c] = ctx
-        out.ids[b, c:c + L] = noisy
         out.ctx_len[b], out.span_len[b] = c, L
-        out.span_targets[b, :L] = span
-        n_mid = len(parts.middle)
-        pad_positions = max(0, L - n_mid - 1)  # EOS after the first one
-        weights = np.ones(L, dtype=np.float32)
-        if pad_positions:
-            weights[n_mid + 1:] = 1.0 / pad_positions
-        out.span_weights[b, :L] = weights * masked
+        put_noised_span(out, b, span, len(parts.middle), tok.mask_id, rng, eps)
         out.ctx_targets[b, :c - 1] = ctx[1:]
     return out
+
+
+def put_noised_span(out: InfillBatch, b: int, span: list[int] | np.ndarray, n_mid: int, mask_id: int,
+                    rng: random.Random, eps: float = 0.05) -> None:
+    """Row b's span (its bucket's length, n_mid real tokens then EOS) after its context: each token
+    masked with probability t ~ U(eps, 1), at least one; the loss weights the masked positions,
+    the EOS padding after the first EOS down-weighted so it counts as one token."""
+    c, L = int(out.ctx_len[b]), len(span)
+    t = rng.uniform(eps, 1.0)
+    masked = np.array([rng.random() < t for _ in range(L)])
+    if not masked.any():
+        masked[rng.randrange(L)] = True
+    out.ids[b, c:c + L] = np.where(masked, mask_id, np.asarray(span))
+    out.span_targets[b, :L] = span
+    pad_positions = max(0, L - n_mid - 1)  # EOS after the first one
+    weights = np.ones(L, dtype=np.float32)
+    if pad_positions:
+        weights[n_mid + 1:] = 1.0 / pad_positions
+    out.span_weights[b, :L] = weights * masked

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data import InfillBatch
+from training.data import InfillBatch, put_noised_span
 
 
 class Teacher:
@@ -35,8 +35,7 @@ class Teacher:
 
         self.backend = OnnxBackend(Path(model_dir), threads=threads)  # fp32: the model itself, not its int8 copy
         tok = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
-        self.ids = SpecialIds(mask=tok.mask_id, eos=tok.eos_id,
-                              forbidden=(tok.mask_id, tok.prefix_id, tok.suffix_id, tok.middle_id))
+        self.ids = SpecialIds.from_tokenizer(tok)
         self.steps, self.threshold = steps, threshold
 
     def fill(self, context: np.ndarray, span_len: int) -> list[int]:
@@ -59,18 +58,7 @@ def relabel(batch: InfillBatch, teacher: Teacher, rng: random.Random, fraction: 
         c, L = int(batch.ctx_len[b]), int(batch.span_len[b])
         span = np.array(teacher.fill(batch.ids[b, :c], L), dtype=np.int64)
         span[span == mask] = eos  # nothing stays masked after the last step; a guard, not expected
-        t = rng.uniform(eps, 1.0)
-        masked = np.array([rng.random() < t for _ in range(L)])
-        if not masked.any():
-            masked[rng.randrange(L)] = True
-        batch.ids[b, c:c + L] = np.where(masked, mask, span)
-        batch.span_targets[b, :L] = span
         ends = np.flatnonzero(span == eos)
-        n_mid = int(ends[0]) if len(ends) else L
-        weights = np.ones(L, dtype=np.float32)
-        pad_positions = max(0, L - n_mid - 1)
-        if pad_positions:
-            weights[n_mid + 1:] = 1.0 / pad_positions
-        batch.span_weights[b, :L] = weights * masked
+        put_noised_span(batch, b, span, int(ends[0]) if len(ends) else L, mask, rng, eps)
         replaced += 1
     return replaced
