@@ -11,6 +11,12 @@
 The engine then keeps its other candidate, or nothing. Only mistakes that are errors
 whatever the user types next are checked: a header (`if x:`) before a line that is not
 deeper stays, since the user may be about to write its body.
+
+- A `try:` header over lines already deeper, with no `except` or `finally` after them
+  (`leaves_try_open`): CPython refuses the file until the user writes one, which they may
+  mean to, so such a line is ranked below the other candidates rather than dropped. On
+  HumanEval's single-line holes the engine wrote `try:` 90 times, all where the loop or
+  condition heading the body had been emptied.
 """
 
 from __future__ import annotations
@@ -120,3 +126,24 @@ def breaks_blocks(line_prefix: str, completion: str, after: str) -> bool:
     if nxt is None or indent_width(nxt) <= indent_width(last):
         return False
     return line_kind(last) == "simple"
+
+
+def leaves_try_open(line_prefix: str, completion: str, after: str) -> bool:
+    """Whether the line the completion finishes is a `try:` whose body is already there (the next
+    line of code is deeper) and is followed by no `except` or `finally` at the `try`'s own
+    indentation. Arguments as for `breaks_blocks`."""
+    rest_of_line, _, following = after.partition("\n")
+    if rest_of_line.strip():
+        return False
+    last = (line_prefix + completion).split("\n")[-1]
+    code = last.strip()
+    if not (code.startswith("try") and code[3:].strip() == ":"):
+        return False
+    level = indent_width(last)
+    lines = [ln for ln in following.split("\n") if ln.strip() and not ln.strip().startswith("#")]
+    if not lines or indent_width(lines[0]) <= level:
+        return False  # no body yet: the user may be about to write it, and its handler
+    after_body = next((ln for ln in lines if indent_width(ln) <= level), None)
+    if after_body is None or indent_width(after_body) < level:
+        return True
+    return not after_body.strip().startswith(("except", "finally"))

@@ -39,6 +39,10 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _string_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
@@ -66,6 +70,7 @@ OPTIONS = {
     "tokensPerStep": (lambda v: _positive_number(v) and v >= 1, "settings.tokens_per_step"),
     "minSteps": (_positive_int, "settings.min_steps"),
     "indentFromContext": (_bool, "settings.indent_from_context"),
+    "alternatives": (_count, "settings.alternatives"),
     "enabledLanguages": (_string_list, "settings.enabled_languages"),
     "backend": (_backend, "backend"),
     "modelPath": (_nonempty_string, "model_dir"),

@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from completion.blocks import breaks_blocks, compiles_alone, indent_width, line_kind, next_code_line
+from completion.blocks import breaks_blocks, compiles_alone, indent_width, leaves_try_open, line_kind, next_code_line
 from completion.hole import in_brackets
 from completion.syntax import SyntaxCache
 
@@ -112,3 +112,40 @@ def test_inside_brackets_is_not_checked():
     outside = doc.index("    x = 1")
     assert in_brackets(syntax.view(doc, inside, "python"), inside)
     assert not in_brackets(syntax.view(doc, outside, "python"), outside)
+
+
+AFTER_BODY = "\n            total += a\n        return total\n"
+
+
+@pytest.mark.parametrize("line_prefix,completion,after,left_open", [
+    ("        ", "try:", AFTER_BODY, True),  # a body already there, nothing handles it
+    ("        ", "try:", "\n            total += a\n        except ValueError:\n            pass\n", False),
+    ("        ", "try:", "\n            total += a\n\n        # done\n        finally:\n            pass\n", False),
+    ("        ", "try:", "\n            total += a\n", True),  # the file ends after the body
+    ("        ", "try:", "\n            total += a\n    return total\n", True),  # a shallower line
+    ("        ", "try:", "\n        return total\n", False),  # no body yet: the user may write it
+    ("        ", "try:", "\n", False),
+    ("        ", "try:  # risky", AFTER_BODY, False),  # not the bare header (a comment): not checked
+    ("        t", "ry:", AFTER_BODY, True),  # the end of a line
+    ("        ", "for a in xs:", AFTER_BODY, False),
+    ("        ", "try_it()", AFTER_BODY, False),
+    ("    x = ", "try:", " y\n", False),  # a mid-line fill is not checked
+])
+def test_leaves_try_open(line_prefix, completion, after, left_open):
+    assert leaves_try_open(line_prefix, completion, after) is left_open
+
+
+HANDLED = "\n            total += a\n        {clause}:\n            pass\n"
+
+
+@pytest.mark.parametrize("after", [AFTER_BODY, HANDLED.format(clause="except ValueError"),
+                                   HANDLED.format(clause="finally")])
+def test_try_rule_agrees_with_cpython(after):
+    """`leaves_try_open` exactly when CPython wants an `except` or `finally` block."""
+    prefix = "def f(xs):\n    for a in xs:\n        "
+    try:
+        compile(prefix + "try:" + after, "<hole>", "exec")
+        refused = False
+    except SyntaxError as exc:
+        refused = "except" in str(exc)
+    assert leaves_try_open("        ", "try:", after) is refused

@@ -15,7 +15,7 @@ from runtime.costs import StepCostModel
 from runtime.loader import LoadedModel
 
 VOCAB = ["<eos>", "<mask>", "<pre>", "<suf>", "<mid>", "x", " ", "+", "1", "2", "(", ")", "\n", "return", "def",
-         ":", "=", "y", "f", "?"]
+         ":", "=", "y", "f", "?", "try", "if"]
 V = len(VOCAB)
 EOS = 0
 T = {s: i for i, s in enumerate(VOCAB)}
@@ -81,6 +81,9 @@ class ScriptBackend:
 
 
 def make_engine(backend, **settings) -> CompletionEngine:
+    """An engine over a scripted backend; without the alternative pass unless asked, so the
+    tests of one pass and its retries see only those."""
+    settings.setdefault("alternatives", 0)
     model = LoadedModel(tokenizer=WordTokenizer(), backend=backend, info=backend.info, model_dir=None)
     return CompletionEngine(model, CompletionSettings(**settings), StepCostModel())
 
@@ -358,6 +361,78 @@ def test_later_retries_ban_the_first_word_of_rejected_candidates():
     assert not none.retried and none.steps == 5
 
 
+class OpenerBackend(FirstWordBackend):
+    """Opens with one of a few words (first-token logits `openers`, "x" the likeliest); each opening
+    word has its own line and confidence."""
+
+    def __init__(self, x_line: tuple[str, float], f_line: tuple[str, float], openers: tuple[str, str] = ("x", "f")):
+        super().__init__()
+        first, second = openers
+        self.openers = {first: 8.0, second: 7.0}
+        self.followups = {T[first]: ids_of(x_line[0]), T[second]: ids_of(f_line[0])}
+        self.levels = {T[first]: x_line[1], T[second]: f_line[1]}
+
+    def encode_context(self, ids):
+        state = ScriptBackend.encode_context(self, ids)
+        state.first_logits[:] = 0.0
+        for word, logit in self.openers.items():
+            state.first_logits[T[word]] = logit
+        return state
+
+    def denoise_span(self, span_ids, state, rows=None):
+        self.calls.append(span_ids.copy())
+        B, S = span_ids.shape
+        out = np.zeros((B, S, V), dtype=np.float32)
+        fallback = self.followups[T[next(iter(self.openers))]]
+        for b, row in enumerate(span_ids):
+            tokens = self.followups.get(int(row[0]), fallback)
+            level = self.levels.get(int(row[0]), 0.5)
+            for j in range(S):
+                out[b, j, tokens[j + 1] if j + 1 < len(tokens) else EOS] = level - 0.01 * j
+        return take_rows(out, rows)
+
+
+ALTERNATIVE = dict(latency_budget_ms=0, span_len=8, span_candidates=1, min_steps=8, min_confidence=2.0, alternatives=1)
+
+
+def test_an_alternative_opening_word_is_ranked_beside_the_first_and_the_better_kept():
+    """The first pass opens with the likelier "x" and is unsure of the rest; a second pass may not
+    open with "x", writes "f (x)" surely, and is kept. Where the first line is the surer, it stays."""
+    backend = OpenerBackend(x_line=("x + 1", 1.0), f_line=("f (x)", 8.0))
+    result = make_engine(backend, **ALTERNATIVE).complete(AT_RETURN)
+    assert result.text == "f (x)" and result.alternative and not result.retried and result.parse_ok is True
+    assert [VOCAB[c[0, 0]] for c in backend.calls] == ["<mask>"] + ["x"] * 5 + ["<mask>"] + ["f"] * 3
+    assert result.steps == 6 + 4 and result.forward_passes == 1 + result.steps == 1 + len(backend.calls)
+    alone = make_engine(OpenerBackend(x_line=("x + 1", 1.0), f_line=("f (x)", 8.0)),
+                        **{**ALTERNATIVE, "alternatives": 0}).complete(AT_RETURN)
+    assert alone.text == "x + 1" and not alone.alternative and alone.steps == 6
+    surer = make_engine(OpenerBackend(x_line=("x + 1", 8.0), f_line=("f (x)", 1.0)), **ALTERNATIVE).complete(AT_RETURN)
+    assert surer.text == "x + 1" and not surer.alternative and surer.steps == 6 + 4
+
+
+def test_a_try_over_a_body_no_handler_follows_ranks_below_another_header():
+    """Above a body that no `except` follows, "try:" (surer) loses to the alternative "if x:";
+    with a handler after the body it keeps its place."""
+    body = "def f(x):\n    \n        return x\n"
+    request = CompletionRequest(body, 1, 4, "python")
+    backend = OpenerBackend(("try:", 8.0), ("if x:", 1.0), openers=("try", "if"))
+    result = make_engine(backend, **ALTERNATIVE).complete(request)
+    assert result.text == "if x:" and result.alternative and result.parse_ok is True
+    handled = CompletionRequest(body + "    except ValueError:\n        pass\n", 1, 4, "python")
+    kept = make_engine(OpenerBackend(("try:", 8.0), ("if x:", 1.0), openers=("try", "if")),
+                       **ALTERNATIVE).complete(handled)
+    assert kept.text == "try:" and not kept.alternative
+
+
+def test_no_alternative_when_the_steps_are_fixed_or_the_budget_is_spent():
+    fixed = make_engine(OpenerBackend(("x + 1", 1.0), ("f (x)", 8.0)),
+                        **{**ALTERNATIVE, "steps": 4}).complete(AT_RETURN)
+    assert fixed.text == "x + 1" and not fixed.alternative and fixed.steps == 3  # 4 steps planned, done in 3
+    spent = make_engine(OpenerBackend(("x + 1", 1.0), ("f (x)", 8.0)),
+                        **{**ALTERNATIVE, "latency_budget_ms": 1e-3}).complete(AT_RETURN)
+    assert not spent.alternative and spent.steps == 1  # the budget bought one step, and no more
+
+
 def test_no_second_pass_when_the_line_parses_the_steps_are_fixed_or_the_budget_is_spent():
     kept = make_engine(ScriptBackend(long=("x + 1", 8.0)), latency_budget_ms=0, span_len=8).complete(AT_RETURN)
     assert not kept.retried and kept.text == "x + 1"
@@ -399,7 +474,7 @@ def test_an_answer_reading_an_unknown_name_gets_another_pass_and_the_better_answ
 
 # One step for a whole 8-token line: many parallel commits, so many lines break the parse.
 ONE_STEP_LINES = CompletionSettings(latency_budget_ms=0, span_candidates=1, span_len=8, min_steps=1,
-                                    tokens_per_step=8, min_confidence=2.0)
+                                    tokens_per_step=8, min_confidence=2.0, alternatives=0)
 
 
 def emptied_json_decoder_lines() -> list[CompletionRequest]:
@@ -455,3 +530,23 @@ def test_later_retries_on_the_bundled_model(bundled_engine):
         assert three.steps >= one.steps and three.forward_passes == 1 + three.steps
         rescued += one.text == "" and three.text != "" and three.parse_ok is not False
     assert rescued > 0
+
+
+def test_alternative_openings_on_the_bundled_model(bundled_engine):
+    """Real code, real model, the default settings with the budget off: where the alternative pass's
+    line is kept, it opens with another word than the one-pass answer and keeps the parse; elsewhere
+    the answer is the one-pass answer. Each alternative costs the first pass's steps again."""
+    from completion.cache import CompletionCache
+
+    kept = 0
+    for request in emptied_json_decoder_lines():
+        one, two = (CompletionEngine(bundled_engine.model, CompletionSettings(latency_budget_ms=0, alternatives=n),
+                                     bundled_engine.costs, cache=CompletionCache()).complete(request)
+                    for n in (0, 1))
+        assert not one.alternative and two.steps > one.steps and two.forward_passes == 1 + two.steps
+        if two.alternative:
+            kept += 1
+            assert two.text.split()[:1] != one.text.split()[:1] and two.parse_ok is not False
+        else:
+            assert (two.text, two.confidence) == (one.text, one.confidence)
+    assert kept > 0

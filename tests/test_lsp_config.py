@@ -15,9 +15,9 @@ def test_initialization_options_apply_and_warn():
         "latencyBudgetMs": 80, "maxLines": 3, "enabledLanguages": ["python"], "backend": "torch",
         "modelPath": "/m", "logLevel": "DEBUG", "threads": 1, "debounceMs": 0, "completeAfterDeletion": True,
         "backgroundRefinement": False, "maxLInes": 2, "steps": 4, "tokensPerStep": 4, "minSteps": 2,
-        "indentFromContext": False,
+        "indentFromContext": False, "alternatives": 0,
     })
-    assert config.settings.tokens_per_step == 4 and config.settings.min_steps == 2
+    assert config.settings.tokens_per_step == 4 and config.settings.min_steps == 2 and config.settings.alternatives == 0
     assert not config.settings.indent_from_context
     assert config.settings.latency_budget_ms == 80 and config.settings.max_lines == 3
     assert config.settings.enabled_languages == ["python"]
@@ -32,8 +32,9 @@ def test_bad_options_keep_the_current_values():
                                                            "enabledLanguages": "python", "logLevel": "loud",
                                                            "backend": "gpu-please", "debounceMs": -5,
                                                            "completeAfterDeletion": "yes", "tokensPerStep": 0.5,
-                                                           "minSteps": 0, "indentFromContext": "no"})
-    assert config == base and len(warnings) == 10
+                                                           "minSteps": 0, "indentFromContext": "no",
+                                                           "alternatives": -1})
+    assert config == base and len(warnings) == 11
     assert apply_initialization_options(base, None) == (base, [])
     assert apply_initialization_options(base, [1])[1]
 

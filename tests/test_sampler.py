@@ -123,9 +123,11 @@ class FakeTokenizer:
 
 def _engine(backend, **settings) -> CompletionEngine:
     """An engine over a scripted backend; its made-up tokens read made-up names, which would send
-    every answer for a retry, so the name ranking (tests/test_completion_names.py) is off."""
+    every answer for a retry, so the name ranking (tests/test_completion_names.py) is off, and so is
+    the alternative pass (tests/test_completion_engine.py): these tests count one pass's steps."""
     model = LoadedModel(tokenizer=FakeTokenizer(), backend=backend, info=backend.info, model_dir=None)
-    return CompletionEngine(model, CompletionSettings(**{"rank_known_names": False, **settings}), StepCostModel())
+    return CompletionEngine(model, CompletionSettings(**{"rank_known_names": False, "alternatives": 0, **settings}),
+                            StepCostModel())
 
 
 def test_slow_backend_meets_deadline_by_taking_fewer_steps():
