@@ -20,44 +20,32 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 
 import numpy as np
 
 from completion import languages
 from completion.api import Completion, CompletionRequest, CompletionSettings
-from completion.blocks import breaks_blocks, leaves_try_open
 from completion.cache import CompletionCache
+from completion.checks import CandidateChecks, candidate_checks
 from completion.context import Context, build_context, cursor_offset
 from completion.context_reuse import ContextReuse
-from completion.hole import HoleKind, HolePlan, classify, in_brackets, plan_hole
+from completion.hole import HolePlan, classify, plan_hole
 from completion.indent import first_token_limit
 from completion.mask import context_ids
-from completion.names import unknown_names
 from completion.postprocess import cut_at_eos, postprocess
 from completion.sampler import BatchResult, SpecialIds, denoise_rows, denoise_steps
+from completion.scoring import Scorer, prefer_second
 from completion.syntax import SyntaxCache, SyntaxView
 from runtime.costs import StepCostModel
 from runtime.loader import LoadedModel, load_model
 
 log = logging.getLogger("quicksilver.completion")
 
-# Holes whose line the block rule checks: a whole line or the end of one (not mid-line fills, comments, strings).
-BLOCK_CHECKED_HOLES = (HoleKind.EMPTY_LINE, HoleKind.EMPTY_BLOCK, HoleKind.END_OF_LINE)
-BLOCK_LOOKAHEAD_CHARS = 8_000  # enough to reach the next line of code past blank and comment lines
 PAIR_MIN_STEPS = 2  # span lengths share a batch only when the budget buys at least this many steps
 # Fractions of the configured windows tried, largest first, when a slow machine's encode would leave the
 # budget fewer than min_steps steps (fit_context); the smallest is as far as its quality was measured.
 WINDOW_SCALES = (1.0, 0.75, 0.5)
-
-
-@dataclass(frozen=True)
-class CandidateChecks:
-    """What `_final` asks of each candidate text, built once per request."""
-
-    keeps_parse: Callable[[str], bool | None] | None  # False drops it (None: not checked)
-    reads_unknown: Callable[[str], list[str]]  # names the document never mentions: ranked lower
-    leaves_try_open: Callable[[str], bool]  # a `try:` over a body no handler follows: ranked lower
 
 
 class CompletionEngine:
@@ -142,7 +130,6 @@ class CompletionEngine:
         else:
             self.costs.observe_encode(ids.shape[1], (time.perf_counter() - t_enc) * 1000)
         lengths, steps, threshold = self.plan_candidates(plan, ids.shape[1], (time.perf_counter() - t0) * 1000)
-        keeps_parse = self.parse_check(view, offset, request.text, plan.kind) if s.reject_parse_errors else None
         first_allowed = self.indentation(ctx, plan, request.language)
 
         result = None
@@ -150,8 +137,7 @@ class CompletionEngine:
                                     on_timing=self.costs.observe_step, first_allowed=first_allowed):
             if drafts and not result.cancelled:
                 yield self._draft(result, ctx, plan, t0)
-        checks = CandidateChecks(keeps_parse, self.names_check(request, ctx),
-                                 self.try_check(view, offset, request.text, plan.kind))
+        checks = candidate_checks(self.syntax, view, request, offset, ctx, plan.kind, s)
         completion, rank = self._final(result, ctx, plan, checks, t0)
         cancelled = result.cancelled
         first, rejected_words, taken = result, [], result.steps
@@ -173,6 +159,7 @@ class CompletionEngine:
                 if completion.parse_ok is False or again_rank > rank:  # a broken parse always gives way
                     completion, rank = again, again_rank
                 completion = replace(completion, steps=taken, forward_passes=1 + taken, retried=True)
+        scored = 0  # denoiser calls that scored candidates (completion/scoring.py)
         for _ in range(s.alternatives):
             alternative = self.plan_alternative(first, ids.shape[1], (time.perf_counter() - t0) * 1000)
             if not alternative or cancelled or not opened:
@@ -185,9 +172,12 @@ class CompletionEngine:
                 taken += result.steps
                 opened += [w for w in self.first_words(result) if w not in opened]
                 again, again_rank = self._final(result, ctx, plan, checks, t0)
-                if completion.parse_ok is False or again_rank > rank:
+                score = self.likelihood(state, ids.shape[1], t0)
+                if completion.parse_ok is False or prefer_second((completion.candidate_text, rank),
+                                                                 (again.candidate_text, again_rank), score):
                     completion, rank = replace(again, retried=completion.retried, alternative=True), again_rank
-                completion = replace(completion, steps=taken, forward_passes=1 + taken)
+                scored += score.calls if score is not None else 0
+                completion = replace(completion, steps=taken, forward_passes=1 + taken + scored)
         completion = replace(completion, reused_tokens=reused, context_tokens=ids.shape[1])
         if not cancelled:
             self.cache.put(request.text, offset, completion.text, salt)
@@ -220,10 +210,10 @@ class CompletionEngine:
     def plan_alternative(self, first: BatchResult, ctx_tokens: int, elapsed_ms: float) -> int:
         """Steps of a pass whose candidates may not open with a word an earlier pass's opened with
         (0: none): the first pass's step count, if the budget still buys it. The opening word
-        decides most of a line and greedy parallel decoding commits to one; ranking a second
-        opening beside it (the rank of `_final`) took exact match on 2000 held-out lines
-        (benchmarks.infill --em-lines 2000) from 112 to 125. A fixed step count
-        (settings.steps) is kept as asked."""
+        decides most of a line and greedy parallel decoding commits to one; a second opening
+        beside it, the likelier of the two kept (completion/scoring.py), took exact match on
+        2000 held-out lines (benchmarks.infill --em-lines 2000) from 112 to 134. A fixed step
+        count (settings.steps) is kept as asked."""
         s = self.settings
         if first.cancelled or s.steps or first.steps == 0:
             return 0
@@ -231,6 +221,15 @@ class CompletionEngine:
         if self.budget_binds and first.steps * step_ms > s.latency_budget_ms - elapsed_ms:
             return 0
         return first.steps
+
+    def likelihood(self, state, ctx_tokens: int, t0: float) -> Scorer | None:
+        """The denoiser's left-to-right log-likelihood of texts (completion/scoring.py); None when
+        the budget does not buy scoring two single lines (a 16-row batch each)."""
+        s = self.settings
+        if self.budget_binds and 2 * self.costs.predict_step_ms(16, 16, ctx_tokens) > (
+                s.latency_budget_ms - (time.perf_counter() - t0) * 1000):
+            return None
+        return Scorer(self.model.backend, state, self.model.tokenizer, self.ids)
 
     def first_words(self, result: BatchResult) -> list[tuple[int, int]]:
         """(position, token) of each row's first token that is not whitespace: the word a
@@ -296,60 +295,6 @@ class CompletionEngine:
         if not self.settings.indent_from_context:
             return None
         return first_token_limit(ctx, plan.kind, language, self.model.tokenizer)
-
-    def parse_check(self, view: SyntaxView | None, offset: int, text: str = "",
-                    kind: HoleKind | None = None) -> Callable[[str], bool | None] | None:
-        """A function telling whether inserting a text at the cursor keeps the parse no worse, and,
-        in indentation-based languages, does not put a plain statement before a deeper line
-        (completion/blocks.py: tree-sitter does not see that mistake)."""
-        if view is None:
-            return None
-        parser = self.syntax.parser(view.language)
-        before = view.errors()
-        line_prefix = text[text.rfind("\n", 0, offset) + 1:offset]
-        check_blocks = self.block_rules_apply(view, offset, text, kind)
-        after = text[offset:offset + BLOCK_LOOKAHEAD_CHARS]
-
-        def keeps_parse(insert: str) -> bool | None:
-            if check_blocks and breaks_blocks(line_prefix, insert, after):
-                return False
-            try:
-                return view.errors_with_insertion(offset, insert, parser).no_worse_than(
-                    before, len(insert.encode("utf-8")))
-            except Exception as exc:  # unchecked rather than lost
-                log.warning("parse check failed for %s: %s", view.language, exc)
-                return None
-
-        return keeps_parse
-
-    @staticmethod
-    def block_rules_apply(view: SyntaxView | None, offset: int, text: str, kind: HoleKind | None) -> bool:
-        """Whether completion/blocks.py's rules hold here: an indentation-based language, a hole that
-        ends its line, outside brackets and not after a backslash (where lines continue freely)."""
-        if view is None:
-            return False
-        spec = languages.grammar(view.language)
-        line_start = text.rfind("\n", 0, offset) + 1
-        continued = text[max(0, line_start - 3):line_start].rstrip("\r\n").endswith("\\")
-        return (spec is not None and not spec.brace_blocks and kind in BLOCK_CHECKED_HOLES
-                and not continued and not in_brackets(view, offset))
-
-    def try_check(self, view: SyntaxView | None, offset: int, text: str,
-                  kind: HoleKind) -> Callable[[str], bool]:
-        """A function telling whether a candidate opens a `try:` over a body no `except` or
-        `finally` follows (completion/blocks.py); always False where the block rules do not apply."""
-        if not self.block_rules_apply(view, offset, text, kind):
-            return lambda _text: False
-        line_prefix = text[text.rfind("\n", 0, offset) + 1:offset]
-        after = text[offset:offset + BLOCK_LOOKAHEAD_CHARS]
-        return lambda insert: leaves_try_open(line_prefix, insert, after)
-
-    def names_check(self, request: CompletionRequest, ctx: Context) -> Callable[[str], list[str]]:
-        """A function giving the names a candidate reads that the document never mentions
-        (completion/names.py); always [] when the setting is off or the language unchecked."""
-        if not self.settings.rank_known_names:
-            return lambda _text: []
-        return lambda text: unknown_names(text, ctx.line_prefix, request.text, request.language)
 
     def _decode(self, row: list[int]) -> str:
         return self.model.tokenizer.decode(cut_at_eos(row, self.ids.eos, self.ids.mask))

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from completion import engine as engine_module
+from completion import checks as checks_module
 from completion.api import Completion, CompletionRequest, CompletionSettings, InvalidPosition
 from completion.engine import CompletionEngine
 from runtime.base import ContextState, ModelInfo, take_rows
@@ -115,7 +115,7 @@ def test_a_statement_before_an_indented_body_is_rejected(monkeypatch):
     # after a backslash the line continues the one above: the block rule stays out of it
     continued = CompletionRequest("def f(x):\n    y = 1 + \\\n    \n        return x\n", 2, 4, "python")
     with_rule = make_engine(backend, latency_budget_ms=0, span_len=8).complete(continued)
-    monkeypatch.setattr(engine_module, "BLOCK_CHECKED_HOLES", ())
+    monkeypatch.setattr(checks_module, "BLOCK_CHECKED_HOLES", ())
     without = make_engine(backend, latency_budget_ms=0, span_len=8).complete(continued)
     assert (with_rule.text, with_rule.parse_ok) == (without.text, without.parse_ok)
     assert make_engine(backend, latency_budget_ms=0, span_len=8).complete(header).parse_ok is not False
@@ -248,7 +248,7 @@ def test_bundled_model_completes_every_language(bundled_engine, language):
     text = doc.replace("█", "")
     line, col = text[:at].count("\n"), at - (text.rfind("\n", 0, at) + 1)
     result = bundled_engine.complete(CompletionRequest(text, line, col, language, document_id=language))
-    assert result.final and result.steps >= 1 and result.forward_passes == result.steps + 1
+    assert result.final and result.steps >= 1 and result.steps + 1 <= result.forward_passes <= result.steps + 3
     assert result.hole and result.span_len == 8
     assert result.candidate_text.strip() or result.text == ""
     assert result.text in ("", result.candidate_text) and "\n" not in result.text.strip("\n")
@@ -401,8 +401,11 @@ def test_an_alternative_opening_word_is_ranked_beside_the_first_and_the_better_k
     backend = OpenerBackend(x_line=("x + 1", 1.0), f_line=("f (x)", 8.0))
     result = make_engine(backend, **ALTERNATIVE).complete(AT_RETURN)
     assert result.text == "f (x)" and result.alternative and not result.retried and result.parse_ok is True
-    assert [VOCAB[c[0, 0]] for c in backend.calls] == ["<mask>"] + ["x"] * 5 + ["<mask>"] + ["f"] * 3
-    assert result.steps == 6 + 4 and result.forward_passes == 1 + result.steps == 1 + len(backend.calls)
+    steps, scoring = backend.calls[:10], backend.calls[10:]  # the two lines scored (completion/scoring.py)
+    assert [VOCAB[c[0, 0]] for c in steps] == ["<mask>"] + ["x"] * 5 + ["<mask>"] + ["f"] * 3
+    assert [VOCAB[t] for t in scoring[0][-1]] == ["f", " ", "(", "x", ")", "<mask>", "<mask>", "<mask>"]
+    assert [VOCAB[t] for t in scoring[1][-1]] == ["x", " ", "+", " ", "1", "<mask>", "<mask>", "<mask>"]
+    assert result.steps == 6 + 4 and result.forward_passes == 1 + result.steps + 2 == 1 + len(backend.calls)
     alone = make_engine(OpenerBackend(x_line=("x + 1", 1.0), f_line=("f (x)", 8.0)),
                         **{**ALTERNATIVE, "alternatives": 0}).complete(AT_RETURN)
     assert alone.text == "x + 1" and not alone.alternative and alone.steps == 6
@@ -543,7 +546,7 @@ def test_alternative_openings_on_the_bundled_model(bundled_engine):
         one, two = (CompletionEngine(bundled_engine.model, CompletionSettings(latency_budget_ms=0, alternatives=n),
                                      bundled_engine.costs, cache=CompletionCache()).complete(request)
                     for n in (0, 1))
-        assert not one.alternative and two.steps > one.steps and two.forward_passes == 1 + two.steps
+        assert not one.alternative and two.steps > one.steps and 0 <= two.forward_passes - 1 - two.steps <= 2
         if two.alternative:
             kept += 1
             assert two.text.split()[:1] != one.text.split()[:1] and two.parse_ok is not False
