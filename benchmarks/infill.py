@@ -269,8 +269,12 @@ def run_exact_match(args, engine, ar) -> dict:
 
 
 def machine() -> dict:
+    """Where the run happened; `cores_busy_before_start` (a second of /proc/stat) tells whether other
+    work shared the cores, which the load average, trailing by a minute, cannot."""
+    from benchmarks.speed_measure import cpu_busy
+
     info = {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "loadavg": [round(x, 2) for x in os.getloadavg()]}
+            "loadavg": [round(x, 2) for x in os.getloadavg()], "cores_busy_before_start": cpu_busy()}
     for mod in ("onnxruntime", "torch"):
         try:
             info[mod] = __import__(mod).__version__

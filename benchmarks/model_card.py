@@ -14,6 +14,7 @@ from pathlib import Path
 
 from benchmarks.checkpoints import read_metadata
 from benchmarks.significance import wilson
+from benchmarks.speed_measure import SHARED_BUSY
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -86,8 +87,16 @@ def _budget(ms: float | None) -> str:
     return f"{ms:.0f} ms" if ms > 0 else "off: the engine's planned steps, whatever the machine's speed"
 
 
-def _shared(loadavg: list[float] | None) -> str:
-    """Latencies of a run that shared the cores (a training job beside it) are not the machine's."""
+def _shared(machine: dict) -> str:
+    """Latencies of a run that shared the cores (a training job beside it) are not the machine's: told by
+    the share of the cores busy just before the start where the run measured it, else by the load average
+    (which trails by a minute: a job paused at the start still shows)."""
+    busy, loadavg = machine.get("cores_busy_before_start"), machine.get("loadavg")
+    if busy is not None:
+        if busy <= SHARED_BUSY:
+            return f"; {busy:.0%} of the cores busy before its start: the machine's own latencies"
+        return (f"; {busy:.0%} of the cores busy before its start: other work shared the cores, so its latencies "
+                "are slower than the machine's (speed.json has those)")
     if not loadavg or loadavg[0] <= 1.0:
         return ""
     return (f"; load average {loadavg[0]:.1f} at its start: other work shared the cores, so its latencies are "
@@ -102,7 +111,7 @@ def scores_section(infill: dict | None, speed: dict | None) -> list[str]:
                   f"from `benchmarks/results/infill.json` ({infill['date']}, backend "
                   f"{infill.get('model', {}).get('backend', '?')}, latency budget "
                   f"{_budget(infill.get('settings', {}).get('latency_budget_ms'))}"
-                  f"{_shared(infill.get('machine', {}).get('loadavg'))}):", "",
+                  f"{_shared(infill.get('machine', {}))}):", "",
                   "| method | pass@1 | 95% interval | forward passes | latency p50 (ms) |", "|---|---|---|---|---|"]
         for name, m in he["methods"].items():
             ci = m.get("ci95") or (wilson(m["passed"], m["n"]) if m.get("passed") is not None else None)

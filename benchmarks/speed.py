@@ -30,14 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import speed_measure as m
-from benchmarks.speed_measure import keystroke_keep, progress
+from benchmarks.speed_measure import SHARED_BUSY, keystroke_keep, progress
 from benchmarks.speed_runtimes import int8_quality, int8_vs_fp32, ort_vs_torch
 from benchmarks.speed_threads import thread_counts
 
 RESULTS = Path(__file__).resolve().parent / "results"
 HEADLINE_CONTEXT = 512  # the smallest measured context holding the engine's windows (192 + 128 tokens + 3 markers)
 K_SWEEP = (1, 2, 4, 8, 16, 32)
-SHARED_BUSY = 0.25  # share of the cores busy in the second before the start that marks a run as shared
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -34,6 +34,9 @@ def stats(samples_ms: list[float]) -> dict:
             "mean": round(float(a.mean()), 3), "min": round(float(a.min()), 3), "n": len(a)}
 
 
+SHARED_BUSY = 0.25  # share of the cores busy in the second before the start that marks a run as shared
+
+
 def cpu_busy(seconds: float = 1.0) -> float | None:
     """Share of all cores busy over the next `seconds` (/proc/stat), None where there is no
     /proc/stat. Unlike the load average, which trails by a minute, it says whether other work

@@ -172,7 +172,7 @@ class CompletionEngine:
                 taken += result.steps
                 opened += [w for w in self.first_words(result) if w not in opened]
                 again, again_rank = self._final(result, ctx, plan, checks, t0)
-                score = self.likelihood(state, ids.shape[1], t0)
+                score = self.likelihood(state, max(lengths), ids.shape[1], t0)
                 if completion.parse_ok is False or prefer_second((completion.candidate_text, rank),
                                                                  (again.candidate_text, again_rank), score):
                     completion, rank = replace(again, retried=completion.retried, alternative=True), again_rank
@@ -222,11 +222,12 @@ class CompletionEngine:
             return 0
         return first.steps
 
-    def likelihood(self, state, ctx_tokens: int, t0: float) -> Scorer | None:
+    def likelihood(self, state, span: int, ctx_tokens: int, t0: float) -> Scorer | None:
         """The denoiser's left-to-right log-likelihood of texts (completion/scoring.py); None when
-        the budget does not buy scoring two single lines (a 16-row batch each)."""
+        the budget does not buy scoring two candidates of up to `span` tokens (a batch of a row
+        per token each)."""
         s = self.settings
-        if self.budget_binds and 2 * self.costs.predict_step_ms(16, 16, ctx_tokens) > (
+        if self.budget_binds and 2 * self.costs.predict_step_ms(span, span, ctx_tokens) > (
                 s.latency_budget_ms - (time.perf_counter() - t0) * 1000):
             return None
         return Scorer(self.model.backend, state, self.model.tokenizer, self.ids)

@@ -31,3 +31,7 @@ def test_card_says_when_the_latencies_shared_the_cores():
     assert "shared the cores" not in "\n".join(scores_section(infill, None))
     infill["machine"] = {"loadavg": [2.6, 2.4, 2.2]}
     assert "load average 2.6 at its start: other work shared the cores" in "\n".join(scores_section(infill, None))
+    infill["machine"]["cores_busy_before_start"] = 0.01  # measured: a job paused at the start is not sharing
+    assert "1% of the cores busy before its start: the machine's own" in "\n".join(scores_section(infill, None))
+    infill["machine"]["cores_busy_before_start"] = 0.97
+    assert "97% of the cores busy before its start: other work shared" in "\n".join(scores_section(infill, None))
