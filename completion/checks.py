@@ -1,5 +1,6 @@
 """What each candidate is checked against before one is shown: the parse, Python's block rules,
-the names it reads. Built once per request (`candidate_checks`); the engine ranks by them."""
+the names it reads. Built once per request (`candidate_checks`: the cursor's line, the text after
+it and whether the block rules apply are worked out there once); the engine ranks by them."""
 
 from __future__ import annotations
 
@@ -34,9 +35,13 @@ class CandidateChecks:
 def candidate_checks(syntax: SyntaxCache, view: SyntaxView | None, request: CompletionRequest, offset: int,
                      ctx: Context, kind: HoleKind, settings: CompletionSettings) -> CandidateChecks:
     text = request.text
-    return CandidateChecks(parse_check(syntax, view, offset, text, kind) if settings.reject_parse_errors else None,
-                           names_check(request, ctx) if settings.rank_known_names else lambda _text: [],
-                           try_check(view, offset, text, kind))
+    line_prefix = text[text.rfind("\n", 0, offset) + 1:offset]
+    after = text[offset:offset + BLOCK_LOOKAHEAD_CHARS]
+    blocks = block_rules_apply(view, offset, text, kind)
+    return CandidateChecks(
+        parse_check(syntax, view, offset, line_prefix, after, blocks) if settings.reject_parse_errors else None,
+        names_check(request, ctx) if settings.rank_known_names else lambda _text: [],
+        (lambda insert: leaves_try_open(line_prefix, insert, after)) if blocks else lambda _text: False)
 
 
 def block_rules_apply(view: SyntaxView | None, offset: int, text: str, kind: HoleKind | None) -> bool:
@@ -51,18 +56,16 @@ def block_rules_apply(view: SyntaxView | None, offset: int, text: str, kind: Hol
             and not continued and not in_brackets(view, offset))
 
 
-def parse_check(syntax: SyntaxCache, view: SyntaxView | None, offset: int, text: str = "",
-                kind: HoleKind | None = None) -> Callable[[str], bool | None] | None:
+def parse_check(syntax: SyntaxCache, view: SyntaxView | None, offset: int, line_prefix: str, after: str,
+                check_blocks: bool) -> Callable[[str], bool | None] | None:
     """A function telling whether inserting a text at the cursor keeps the parse no worse, and,
-    in indentation-based languages, does not put a plain statement before a deeper line
-    (completion/blocks.py: tree-sitter does not see that mistake)."""
+    where the block rules apply, does not put a plain statement before a deeper line
+    (completion/blocks.py: tree-sitter does not see that mistake). line_prefix: the cursor line
+    before the cursor; after: the document after it."""
     if view is None:
         return None
     parser = syntax.parser(view.language)
     before = view.errors()
-    line_prefix = text[text.rfind("\n", 0, offset) + 1:offset]
-    check_blocks = block_rules_apply(view, offset, text, kind)
-    after = text[offset:offset + BLOCK_LOOKAHEAD_CHARS]
 
     def keeps_parse(insert: str) -> bool | None:
         if check_blocks and breaks_blocks(line_prefix, insert, after):
@@ -75,16 +78,6 @@ def parse_check(syntax: SyntaxCache, view: SyntaxView | None, offset: int, text:
             return None
 
     return keeps_parse
-
-
-def try_check(view: SyntaxView | None, offset: int, text: str, kind: HoleKind) -> Callable[[str], bool]:
-    """A function telling whether a candidate opens a `try:` over a body no `except` or
-    `finally` follows (completion/blocks.py); always False where the block rules do not apply."""
-    if not block_rules_apply(view, offset, text, kind):
-        return lambda _text: False
-    line_prefix = text[text.rfind("\n", 0, offset) + 1:offset]
-    after = text[offset:offset + BLOCK_LOOKAHEAD_CHARS]
-    return lambda insert: leaves_try_open(line_prefix, insert, after)
 
 
 def names_check(request: CompletionRequest, ctx: Context) -> Callable[[str], list[str]]:

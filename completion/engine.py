@@ -142,15 +142,19 @@ class CompletionEngine:
         cancelled = result.cancelled
         first, rejected_words, taken = result, [], result.steps
         opened = self.first_words(result)  # every pass's opening words, which an alternative may not reuse
+
+        def another_pass(steps: int, banned) -> BatchResult:
+            return denoise_rows(self.model.backend, state, lengths, steps, self.ids, threshold,
+                                is_cancelled=is_cancelled, on_timing=self.costs.observe_step,
+                                first_allowed=first_allowed, banned=banned)
+
         for attempt in range(s.parse_retries):
             retry = self.plan_retry(completion, first, ids.shape[1], (time.perf_counter() - t0) * 1000)
             if not retry or cancelled:
                 break
             if completion.parse_ok is False:
                 rejected_words += [w for w in self.first_words(result) if w not in rejected_words]
-            result = denoise_rows(self.model.backend, state, lengths, retry, self.ids, threshold,
-                                  is_cancelled=is_cancelled, on_timing=self.costs.observe_step,
-                                  first_allowed=first_allowed, banned=rejected_words if attempt else ())
+            result = another_pass(retry, rejected_words if attempt else ())
             cancelled = result.cancelled
             if not cancelled:
                 taken += result.steps
@@ -159,25 +163,22 @@ class CompletionEngine:
                 if completion.parse_ok is False or again_rank > rank:  # a broken parse always gives way
                     completion, rank = again, again_rank
                 completion = replace(completion, steps=taken, forward_passes=1 + taken, retried=True)
-        scored = 0  # denoiser calls that scored candidates (completion/scoring.py)
+        scorer = Scorer(self.model.backend, state, self.model.tokenizer, self.ids)  # one memo for every pass
         for _ in range(s.alternatives):
             alternative = self.plan_alternative(first, ids.shape[1], (time.perf_counter() - t0) * 1000)
             if not alternative or cancelled or not opened:
                 break
-            result = denoise_rows(self.model.backend, state, lengths, alternative, self.ids, threshold,
-                                  is_cancelled=is_cancelled, on_timing=self.costs.observe_step,
-                                  first_allowed=first_allowed, banned=list(opened))
+            result = another_pass(alternative, list(opened))
             cancelled = result.cancelled
             if not cancelled:
                 taken += result.steps
                 opened += [w for w in self.first_words(result) if w not in opened]
                 again, again_rank = self._final(result, ctx, plan, checks, t0)
-                score = self.likelihood(state, max(lengths), ids.shape[1], t0)
+                score = scorer if self.budget_buys_scoring(max(lengths), ids.shape[1], t0) else None
                 if completion.parse_ok is False or prefer_second((completion.candidate_text, rank),
                                                                  (again.candidate_text, again_rank), score):
                     completion, rank = replace(again, retried=completion.retried, alternative=True), again_rank
-                scored += score.calls if score is not None else 0
-                completion = replace(completion, steps=taken, forward_passes=1 + taken + scored)
+                completion = replace(completion, steps=taken, forward_passes=1 + taken + scorer.calls)
         completion = replace(completion, reused_tokens=reused, context_tokens=ids.shape[1])
         if not cancelled:
             self.cache.put(request.text, offset, completion.text, salt)
@@ -222,15 +223,12 @@ class CompletionEngine:
             return 0
         return first.steps
 
-    def likelihood(self, state, span: int, ctx_tokens: int, t0: float) -> Scorer | None:
-        """The denoiser's left-to-right log-likelihood of texts (completion/scoring.py); None when
-        the budget does not buy scoring two candidates of up to `span` tokens (a batch of a row
-        per token each)."""
+    def budget_buys_scoring(self, span: int, ctx_tokens: int, t0: float) -> bool:
+        """Whether the budget buys scoring two candidates of up to `span` tokens by their left-to-right
+        likelihood (completion/scoring.py: a batch of a row per token each)."""
         s = self.settings
-        if self.budget_binds and 2 * self.costs.predict_step_ms(span, span, ctx_tokens) > (
-                s.latency_budget_ms - (time.perf_counter() - t0) * 1000):
-            return None
-        return Scorer(self.model.backend, state, self.model.tokenizer, self.ids)
+        return not self.budget_binds or 2 * self.costs.predict_step_ms(span, span, ctx_tokens) <= (
+            s.latency_budget_ms - (time.perf_counter() - t0) * 1000)
 
     def first_words(self, result: BatchResult) -> list[tuple[int, int]]:
         """(position, token) of each row's first token that is not whitespace: the word a
