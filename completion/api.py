@@ -54,6 +54,9 @@ class CompletionSettings:
     # Rank candidates reading a name the document never mentions (`return_int`, a commit that glued two
     # tokens) below the others, and retry like a broken parse when all do (completion/names.py; Python).
     rank_known_names: bool = True
+    # Python: compile the block around the cursor with each candidate in it (completion/compile_check.py); a
+    # candidate that makes it fail earlier is dropped, one that compiles ranks above one that does not.
+    compile_python: bool = True
     indent_from_context: bool = True  # at column 0 of a blank line, indent as the lines around it allow
     enabled_languages: list[str] = field(default_factory=lambda: ["*"])
 
@@ -79,6 +82,7 @@ class Completion:
     hole: str = ""  # the hole kind (completion.hole.HoleKind value), "typed_ahead" from the cache
     candidate_text: str = ""  # the chosen candidate before the parse check (== text unless rejected)
     parse_ok: bool | None = None  # whether the candidate kept the parse; None when not checked
+    compiles: bool | None = None  # Python: its block compiles with it (False: worse than without; None: not told)
     candidates: int = 1  # span lengths denoised together
     reused_tokens: int = 0  # context tokens whose keys/values came from the previous request's cache
     context_tokens: int = 0  # tokens of the context the model saw (windows shrink when the budget is short)

@@ -1,5 +1,5 @@
-"""What each candidate is checked against before one is shown: the parse, Python's block rules,
-the names it reads. Built once per request (`candidate_checks`: the cursor's line, the text after
+"""What each candidate is checked against before one is shown: the parse, Python's block rules
+and compiler, the names it reads. Built once per request (`candidate_checks`: the cursor's line, the text after
 it and whether the block rules apply are worked out there once); the engine ranks by them."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from completion import languages
 from completion.api import CompletionRequest, CompletionSettings
 from completion.blocks import breaks_blocks, leaves_try_open
+from completion.compile_check import NEUTRAL, compile_check
 from completion.context import Context
 from completion.hole import HoleKind, in_brackets
 from completion.names import unknown_names
@@ -30,6 +31,7 @@ class CandidateChecks:
     keeps_parse: Callable[[str], bool | None] | None  # False drops it (None: not checked)
     reads_unknown: Callable[[str], list[str]]  # names the document never mentions: ranked lower
     leaves_try_open: Callable[[str], bool]  # a `try:` over a body no handler follows: ranked lower
+    compiles: Callable[[str], int] = lambda _text: NEUTRAL  # CPython's verdict (completion/compile_check.py)
 
 
 def candidate_checks(syntax: SyntaxCache, view: SyntaxView | None, request: CompletionRequest, offset: int,
@@ -41,7 +43,9 @@ def candidate_checks(syntax: SyntaxCache, view: SyntaxView | None, request: Comp
     return CandidateChecks(
         parse_check(syntax, view, offset, line_prefix, after, blocks) if settings.reject_parse_errors else None,
         names_check(request, ctx) if settings.rank_known_names else lambda _text: [],
-        (lambda insert: leaves_try_open(line_prefix, insert, after)) if blocks else lambda _text: False)
+        (lambda insert: leaves_try_open(line_prefix, insert, after)) if blocks else lambda _text: False,
+        compile_check(text, offset) if settings.reject_parse_errors and settings.compile_python
+        and request.language == "python" else lambda _text: NEUTRAL)
 
 
 def block_rules_apply(view: SyntaxView | None, offset: int, text: str, kind: HoleKind | None) -> bool:

@@ -28,6 +28,7 @@ from completion import languages
 from completion.api import Completion, CompletionRequest, CompletionSettings
 from completion.cache import CompletionCache
 from completion.checks import CandidateChecks, candidate_checks
+from completion.compile_check import BREAKS, COMPILES, NEUTRAL
 from completion.context import Context, build_context, cursor_offset
 from completion.context_reuse import ContextReuse
 from completion.hole import HolePlan, classify, plan_hole
@@ -308,23 +309,28 @@ class CompletionEngine:
     def _final(self, result: BatchResult, ctx: Context, plan: HolePlan, checks: CandidateChecks,
                t0: float) -> tuple[Completion, tuple]:
         """(the pick, its rank) over every candidate, post-processed: first one that keeps the
-        parse, then non-empty, then reads no unknown name (completion/names.py), then leaves no
-        `try:` without a handler (completion/blocks.py), then ended within its span rather than
-        cut off by it, then the most confident."""
+        parse (in Python: compiles in its block, else at least compiles no worse), then non-empty,
+        then reads no unknown name (completion/names.py), then leaves no `try:` without a handler
+        (completion/blocks.py), then ended within its span rather than cut off by it, then the
+        most confident."""
         best = None
         for r, row in enumerate(result.rows):
             text = postprocess(self._decode(row), ctx, plan.max_lines)
             ok = checks.keeps_parse(text) if checks.keeps_parse is not None and text else None
+            verdict = checks.compiles(text) if ok is not False and text else NEUTRAL
+            if verdict == BREAKS:
+                ok = False
             unknown = checks.reads_unknown(text) if ok is not False else []
             conf = result.mean_confidence(r, self.ids.eos)
-            rank = (ok is not False, bool(text), not unknown, not checks.leaves_try_open(text),
+            rank = (0 if ok is False else verdict, bool(text), not unknown, not checks.leaves_try_open(text),
                     result.finished(r, self.ids.eos), conf)
             if best is None or rank > best[0]:
-                best = (rank, r, text, ok, unknown)
-        rank, r, text, ok, unknown = best
+                best = (rank, r, text, ok, unknown, verdict)
+        rank, r, text, ok, unknown, verdict = best
         return Completion(text="" if ok is False else text, latency_ms=(time.perf_counter() - t0) * 1000,
                           steps=result.steps, forward_passes=1 + result.steps, span_len=result.lengths[r],
-                          hole=plan.kind.value, candidate_text=text, parse_ok=ok, candidates=len(result.rows),
+                          hole=plan.kind.value, candidate_text=text, parse_ok=ok,
+                          compiles={COMPILES: True, BREAKS: False}.get(verdict), candidates=len(result.rows),
                           confidence=round(rank[-1], 4), unknown_names=tuple(unknown)), rank
 
     def with_settings(self, **changes) -> CompletionEngine:
