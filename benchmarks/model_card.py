@@ -131,7 +131,21 @@ def scores_section(infill: dict | None, speed: dict | None) -> list[str]:
         lines += ["Speed (`benchmarks/results/speed.json`): "
                   + ", ".join(f"{k} = {speed[k]:.2f}" for k in keys if isinstance(speed.get(k), (int, float)))
                   + ".", ""]
+        lines += precision_line(speed)
     return lines
+
+
+def precision_line(speed: dict) -> list[str]:
+    """The engine's HumanEval pass@1 through the fp32 graphs and the int8 ones served on a CPU, as
+    the speed benchmark's `--int8-quality` recorded them: the quantization's cost in quality."""
+    he = (speed.get("int8") or {}).get("humaneval") or {}
+    fp32 = (he.get("pass_at_1") or {}).get("fp32", {}).get("engine")
+    int8 = (he.get("pass_at_1") or {}).get("int8", {}).get("engine")
+    if fp32 is None or int8 is None:
+        return []
+    return [f"Precision: the engine's HumanEval pass@1 is {fp32:.4f} through the fp32 graphs and {int8:.4f} "
+            f"through the int8 graphs a CPU serves by default ({int8 - fp32:+.4f}; files: "
+            f"{', '.join(he.get('files', []))}).", ""]
 
 
 def render(model_dir: Path, results: Path = RESULTS) -> str:

@@ -35,3 +35,13 @@ def test_card_says_when_the_latencies_shared_the_cores():
     assert "1% of the cores busy before its start: the machine's own" in "\n".join(scores_section(infill, None))
     infill["machine"]["cores_busy_before_start"] = 0.97
     assert "97% of the cores busy before its start: other work shared" in "\n".join(scores_section(infill, None))
+
+
+def test_card_gives_the_quality_of_both_precisions():
+    """The int8 graphs a CPU serves cost some pass@1: the card says how much, from speed.json."""
+    speed = {"diffusion_vs_ar_speedup_span32": 2.0}
+    assert "Precision" not in "\n".join(scores_section(None, speed))  # no --int8-quality run: nothing claimed
+    speed["int8"] = {"humaneval": {"pass_at_1": {"fp32": {"engine": 0.1026}, "int8": {"engine": 0.0987}},
+                                   "files": ["a.json", "b.json"]}}
+    line = "\n".join(scores_section(None, speed))
+    assert "0.1026 through the fp32 graphs and 0.0987 through the int8 graphs" in line and "(-0.0039;" in line
