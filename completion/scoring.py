@@ -73,8 +73,8 @@ class Scorer:
 
 def prefer_second(first: tuple[str, tuple], second: tuple[str, tuple], score=None) -> bool:
     """Whether the second (text, rank) of two passes' picks beats the first: by the sound part of
-    the engine's rank (keeps the parse, non-empty, known names, no open `try:`; the first four
-    fields); between two equally sound different texts by `score` (text -> log-likelihood) when
+    the engine's rank (keeps the parse and how it compiles, non-empty, known names, no open `try:`;
+    the first four fields); between two equally sound different texts by `score` (text -> log-likelihood) when
     given, else by the rest of the rank (finished, then confidence)."""
     (text_a, rank_a), (text_b, rank_b) = first, second
     if rank_a[:4] != rank_b[:4] or score is None or text_a == text_b or not text_a:
