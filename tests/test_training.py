@@ -371,3 +371,34 @@ def test_distillation_trains_on_the_teachers_fillings(tiny, tmp_path):
     _, meta = load_checkpoint(out / "last.safetensors")
     assert meta["step"] == 5 and meta["distilled"] == {"teacher": str(model_dir), "teacher_steps": 2,
                                                       "fraction": 0.5, "from_step": 3}
+
+
+def test_a_deepened_model_computes_what_it_was_grown_from(tmp_path):
+    """training/grow.py: new zero-output blocks between the trained ones leave the logits as they
+    were; the new blocks then learn (their output projections get gradients)."""
+    from training.grow import deepen, insert_positions
+    from training.grow import main as grow_main
+
+    assert insert_positions(6, 9) == [1, 3, 5] and insert_positions(6, 7) == [5] and insert_positions(4, 4) == []
+    with pytest.raises(ValueError):
+        insert_positions(6, 4)
+    torch.manual_seed(0)
+    model = Denoiser(ModelConfig(vocab_size=300, n_layer=3, n_head=2, d_model=32)).eval()
+    grown = deepen(model, 5).eval()
+    assert grown.cfg.n_layer == 5 and len(grown.blocks) == 5
+    ids = torch.randint(0, 300, (2, 30))
+    lens, spans = torch.tensor([20, 12]), torch.tensor([6, 10])
+    with torch.no_grad():
+        before = model.logits(model.forward_infill(ids, lens, spans))
+        after = grown.logits(grown.forward_infill(ids, lens, spans))
+    assert torch.allclose(before, after, atol=1e-5)
+    grown.train()
+    grown.logits(grown.forward_infill(ids, lens, spans)).logsumexp(-1).mean().backward()
+    new = grown.blocks[insert_positions(3, 5)[0] + 1]
+    assert new.attn.proj.weight.grad.abs().sum() > 0 and new.mlp.down.weight.grad.abs().sum() > 0
+    # the command keeps the checkpoint's counters and says where it grew from
+    save_checkpoint(model, tmp_path / "small.safetensors", {"step": 7, "tokens": 1234, "val_loss": 3.2})
+    grow_main([str(tmp_path / "small.safetensors"), "--n-layer", "4", "--out", str(tmp_path / "big.safetensors")])
+    big, meta = load_checkpoint(tmp_path / "big.safetensors")
+    assert big.cfg.n_layer == 4 and meta["step"] == 7 and meta["tokens"] == 1234 and "val_loss" not in meta
+    assert meta["grown_from"]["n_layer"] == 3
