@@ -139,8 +139,8 @@ def precision_line(speed: dict) -> list[str]:
     """The engine's HumanEval pass@1 through the fp32 graphs and the int8 ones served on a CPU, as
     the speed benchmark's `--int8-quality` recorded them: the quantization's cost in quality."""
     he = (speed.get("int8") or {}).get("humaneval") or {}
-    fp32 = (he.get("pass_at_1") or {}).get("fp32", {}).get("engine")
-    int8 = (he.get("pass_at_1") or {}).get("int8", {}).get("engine")
+    by_precision = he.get("pass_at_1") or {}
+    fp32, int8 = (by_precision.get(p, {}).get("engine") for p in ("fp32", "int8"))
     if fp32 is None or int8 is None:
         return []
     return [f"Precision: the engine's HumanEval pass@1 is {fp32:.4f} through the fp32 graphs and {int8:.4f} "

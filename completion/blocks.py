@@ -34,13 +34,29 @@ def indent_width(line: str) -> int:
     return len(expanded) - len(expanded.lstrip(" "))
 
 
+def is_code_line(line: str) -> bool:
+    """Whether a line holds code: not blank, not only a comment."""
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("#")
+
+
 def next_code_line(text: str) -> str | None:
     """The first line of text that holds code (not blank, not only a comment), or None."""
-    for line in text.split("\n"):
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            return line.rstrip("\r")
-    return None
+    return next((line.rstrip("\r") for line in text.split("\n") if is_code_line(line)), None)
+
+
+def compile_error_line(source: str) -> int | None:
+    """0 when CPython compiles the source, else the 1-based line of its first error (-1 if it names
+    none); None when compile() refuses the text itself (null bytes, absurd literals)."""
+    try:
+        with warnings.catch_warnings():  # SyntaxWarning ("'int' object is not callable") is not an error
+            warnings.simplefilter("ignore")
+            compile(source, "<candidate>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return exc.lineno if exc.lineno else -1
+    except (ValueError, OverflowError, MemoryError, RecursionError):
+        return None
+    return 0
 
 
 def line_kind(line: str) -> str:
@@ -98,15 +114,7 @@ def compiles_alone(line: str) -> bool:
     else:
         wrapper = "async def _w():\n" if "await" in code or "async" in code else "def _w():\n"
         program = wrapper + "    for _ in ():\n" + "".join("        " + ln + "\n" for ln in source.splitlines())
-    try:
-        with warnings.catch_warnings():  # SyntaxWarning ("'int' object is not callable") is not an error
-            warnings.simplefilter("ignore")
-            compile(program, "<line>", "exec", dont_inherit=True)
-    except SyntaxError:
-        return False
-    except (ValueError, OverflowError, MemoryError, RecursionError):  # null bytes, absurd literals
-        return True
-    return True
+    return compile_error_line(program) in (0, None)  # None: compile() refused the text itself, not its syntax
 
 
 def breaks_blocks(line_prefix: str, completion: str, after: str) -> bool:
@@ -140,7 +148,7 @@ def leaves_try_open(line_prefix: str, completion: str, after: str) -> bool:
     if not (code.startswith("try") and code[3:].strip() == ":"):
         return False
     level = indent_width(last)
-    lines = [ln for ln in following.split("\n") if ln.strip() and not ln.strip().startswith("#")]
+    lines = [ln for ln in following.split("\n") if is_code_line(ln)]
     if not lines or indent_width(lines[0]) <= level:
         return False  # no body yet: the user may be about to write it, and its handler
     after_body = next((ln for ln in lines if indent_width(ln) <= level), None)

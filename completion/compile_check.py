@@ -23,7 +23,8 @@ mid-edit and broken already:
 from __future__ import annotations
 
 import re
-import warnings
+
+from completion.blocks import compile_error_line, indent_width, is_code_line
 
 BREAKS, NEUTRAL, COMPILES = 0, 1, 2
 MAX_BLOCK_CHARS = 16_000  # ~400 lines: ~2 ms a compile; larger blocks are not checked
@@ -32,16 +33,6 @@ MAX_BLOCK_CHARS = 16_000  # ~400 lines: ~2 ms a compile; larger blocks are not c
 _CONTINUATION = re.compile(r"(else|elif|except|finally)\b|[)\]}'\"]")
 _DEF = re.compile(r"[ \t]*(async[ \t]+)?def[ \t]")
 _DECORATED = re.compile(r"(async\s+def|def|class)\b|@")  # what a decorator line may stand above
-
-
-def _indent(line: str) -> int:
-    expanded = line.expandtabs(8)
-    return len(expanded) - len(expanded.lstrip(" "))
-
-
-def _is_code(line: str) -> bool:
-    stripped = line.strip()
-    return bool(stripped) and not stripped.startswith("#")
 
 
 def _starts_statement(line: str) -> bool:
@@ -87,7 +78,7 @@ def enclosing_defs(text: str, offset: int, max_chars: int = MAX_BLOCK_CHARS) -> 
     inside = _quotes(text, 0, lo) % 2
     for line in lines:
         # a line that opens with a closing bracket continues the one above (a def's `) -> None:`): no level
-        code.append(not inside and _is_code(line) and line.lstrip()[:1] not in ")]}")
+        code.append(not inside and is_code_line(line) and line.lstrip()[:1] not in ")]}")
         inside ^= _quotes(line, 0, len(line)) % 2
         starts.append(starts[-1] + len(line) + 1)
     row = max(r for r in range(len(lines)) if starts[r] <= offset)
@@ -96,9 +87,9 @@ def enclosing_defs(text: str, offset: int, max_chars: int = MAX_BLOCK_CHARS) -> 
     for r in range(row - 1, -1, -1):
         if not code[r]:
             continue
-        level = _indent(lines[r])
+        level = indent_width(lines[r])
         if _DEF.match(lines[r]) and (floor is None or floor > level):  # the cursor is inside its body
-            end = next((e for e in range(row + 1, len(lines)) if code[e] and _indent(lines[e]) <= level), None)
+            end = next((e for e in range(row + 1, len(lines)) if code[e] and indent_width(lines[e]) <= level), None)
             block = (starts[r], starts[end] if end is not None else len(text), level)
             if (end is None and hi != -1) or block[1] - block[0] > max_chars:
                 break  # runs past the window, or too big: so is every def around it
@@ -107,19 +98,6 @@ def enclosing_defs(text: str, offset: int, max_chars: int = MAX_BLOCK_CHARS) -> 
         if floor == 0:
             break  # a column-0 line lies between: no def further up holds the cursor
     return found
-
-
-def _error_line(source: str) -> int | None:
-    """0 when the source compiles, else the 1-based line of the first error (-1 if unknown)."""
-    try:
-        with warnings.catch_warnings():  # SyntaxWarning ("invalid escape sequence") is not an error
-            warnings.simplefilter("ignore")
-            compile(source, "<candidate>", "exec", dont_inherit=True)
-    except SyntaxError as exc:
-        return exc.lineno if exc.lineno else -1
-    except (ValueError, OverflowError, MemoryError, RecursionError):  # null bytes, absurd literals
-        return None
-    return 0
 
 
 def _body_indent(line: str) -> str:
@@ -134,7 +112,7 @@ class _Block:
         wrapper = "if 1:\n" if text[start:start + 1] in (" ", "\t") else ""  # an indented def compiles under it
         self.head, self.tail = wrapper + text[start:offset], text[offset:end]
         self.cursor_line = self.head.count("\n") + 1
-        self.before = _error_line(self.head + self.tail)
+        self.before = compile_error_line(self.head + self.tail)
 
 
 class CompileCheck:
@@ -145,8 +123,8 @@ class CompileCheck:
         self.defs = enclosing_defs(text, offset, max_chars)
         self.blocks: dict[int, _Block | None] = {}  # by index into defs (-1: the top-level statement), when asked
         self.line_start = text.rfind("\n", 0, offset) + 1
-        eol = text.find("\n", offset)
-        self.rest_of_line = text[offset:len(text) if eol == -1 else eol]
+        self.eol = text.find("\n", offset)  # -1: the cursor is on the last line
+        self.rest_of_line = text[offset:len(text) if self.eol == -1 else self.eol]
         self.memo: dict[str, int] = {}
 
     def block_for(self, indent: int) -> _Block | None:
@@ -167,42 +145,41 @@ class CompileCheck:
         by its own expression when one follows at its indentation, else not judged."""
         if len(lines) != 1:
             return NEUTRAL
-        eol = self.text.find("\n", self.offset)
-        following = [] if eol == -1 else self.text[eol + 1:eol + 1 + 4096].split("\n")
-        below = next((line for line in following if _is_code(line)), None)
-        if below is None or _indent(below) != _indent(lines[0]) or not _DECORATED.match(below.lstrip()):
+        following = [] if self.eol == -1 else self.text[self.eol + 1:self.eol + 1 + 4096].split("\n")
+        below = next((line for line in following if is_code_line(line)), None)
+        if below is None or indent_width(below) != indent_width(lines[0]) or not _DECORATED.match(below.lstrip()):
             return NEUTRAL
-        return COMPILES if _error_line(lines[0].strip() + "\ndef _():\n    pass\n") == 0 else BREAKS
+        return COMPILES if compile_error_line(lines[0].strip() + "\ndef _():\n    pass\n") == 0 else BREAKS
 
     def verdict(self, insert: str) -> int:
         if not insert or _quotes(insert, 0, len(insert)) or "nonlocal" in insert:
             return NEUTRAL  # a triple quote makes the lines around it string or code; `nonlocal` needs an outer def
         lines = (self.text[self.line_start:self.offset] + insert).split("\n")
-        if all(not line.strip() or line.strip().startswith("#") for line in lines):
+        if not any(is_code_line(line) for line in lines):
             return NEUTRAL  # a comment always compiles, and says nothing
         if insert.lstrip().startswith("@"):
             return self.decorator_verdict(lines)
-        block = self.block_for(next((_indent(ln) for ln in lines if ln.strip()), 0))
+        block = self.block_for(next((indent_width(ln) for ln in lines if ln.strip()), 0))
         if block is None or block.before in (None, -1):
             return NEUTRAL
         added = insert.count("\n")
-        after = _error_line(block.head + insert + block.tail)
+        after = compile_error_line(block.head + insert + block.tail)
         if after == 0:
             return COMPILES
         if after is None or after == -1:
             return NEUTRAL
         if lines[-1].rstrip().endswith(":") and not self.rest_of_line.strip():  # a header: give it a body to judge
-            padded = _error_line(block.head + insert + "\n" + _body_indent(lines[-1]) + "pass" + block.tail)
+            padded = compile_error_line(block.head + insert + "\n" + _body_indent(lines[-1]) + "pass" + block.tail)
             if padded == 0:
                 return NEUTRAL
             if padded not in (None, -1):
                 after, added = padded, added + 1
-        if after > block.cursor_line + added:
+        if block.before == 0:
+            return BREAKS
+        if after > block.cursor_line + added:  # below the insertion: back to the lines' numbers without it
             after -= added
         elif after >= block.cursor_line:
             after = block.cursor_line
-        if block.before == 0:
-            return BREAKS
         return BREAKS if block.before >= block.cursor_line and after < block.before else NEUTRAL
 
 
