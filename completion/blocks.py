@@ -22,10 +22,14 @@ deeper stays, since the user may be about to write its body.
 from __future__ import annotations
 
 import io
+import threading
 import tokenize
 import warnings
 
 _OPEN, _CLOSE = "([{", ")]}"
+# catch_warnings swaps the process's warning filters: two threads checking at once could restore each
+# other's copies and leave SyntaxWarnings ignored (or shown) for good. One check at a time (each well under 1 ms).
+_WARNINGS_LOCK = threading.Lock()
 
 
 def indent_width(line: str) -> int:
@@ -49,8 +53,8 @@ def compile_error_line(source: str) -> int | None:
     """0 when CPython compiles the source, else the 1-based line of its first error (-1 if it names
     none); None when compile() refuses the text itself (null bytes, absurd literals)."""
     try:
-        with warnings.catch_warnings():  # SyntaxWarning ("'int' object is not callable") is not an error
-            warnings.simplefilter("ignore")
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a SyntaxWarning ("'int' object is not callable") is not an error
             compile(source, "<candidate>", "exec", dont_inherit=True)
     except SyntaxError as exc:
         return exc.lineno if exc.lineno else -1

@@ -149,3 +149,39 @@ def test_try_rule_agrees_with_cpython(after):
     except SyntaxError as exc:
         refused = "except" in str(exc)
     assert leaves_try_open("        ", "try:", after) is refused
+
+
+def test_compile_checks_from_many_threads_leave_the_warning_filters_alone():
+    """The server may check candidates on several threads; catch_warnings swaps the process's
+    filters, so unguarded checks could restore each other's copies (and leave warnings ignored)."""
+    import sys
+    import threading
+    import warnings
+
+    from completion.blocks import compile_error_line
+
+    source = "x = 1\nx(2)\ny = '\\d'\n"  # SyntaxWarning ('int' is not callable), invalid escape
+    before = list(warnings.filters)
+    errors: list[int | None] = []
+
+    def check() -> None:
+        for _ in range(1000):
+            errors.append(compile_error_line(source))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: races show at once
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            expected = list(warnings.filters)
+            threads = [threading.Thread(target=check) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert warnings.filters == expected
+    finally:
+        sys.setswitchinterval(interval)
+    assert warnings.filters == before
+    assert errors == [0] * 4000
+    assert [w for w in caught if "candidate" in str(w.filename)] == []
