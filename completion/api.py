@@ -33,7 +33,11 @@ class CompletionSettings:
     # in benchmarks/results/speed.json) and a single line of 8-16 tokens takes 4 too. Short spans get the floor
     # because their steps are cheap and quality needs them: on HumanEval (infill.json) 2 steps leave 57% of
     # the holes empty (parallel commits that break the line, dropped by the parse check), 4 steps 34%, and
-    # pass@1 goes 0.0445 -> 0.0513. The budget may cut further; tokens_per_step 1 = one per token.
+    # pass@1 goes 0.0445 -> 0.0513. Measured again with retries and the compiler check (bundle of step 21300,
+    # budget off, against 4 steps' HumanEval 102 passes and exact match 136 of 2000 held-out lines): 3 steps
+    # (tokens_per_step 11) 89 (McNemar p = 0.01) and 132 (p = 0.29); 2 (16) 93 (p = 0.11) and 123 (p = 0.002).
+    # The retries a broken line sets off do not win it back. The budget may cut further; tokens_per_step 1 =
+    # one per token.
     tokens_per_step: float = 8.0
     min_steps: int = 4
     # When every candidate breaks the parse, denoise again with this many times the steps (within the
@@ -48,7 +52,10 @@ class CompletionSettings:
     # (CompletionEngine.plan_alternative); skipped when the budget does not buy the first pass's steps again.
     # Exact match on 2000 held-out lines, budget off: 0 -> 1 took 112 -> 134 (HumanEval unchanged, 100 -> 101),
     # the two passes' picks compared by the denoiser's left-to-right likelihood (completion/scoring.py).
-    alternatives: int = 1
+    # With the compiler check (2026-12-07, bundle of step 21300): 1 -> 2 took exact match 136 -> 147
+    # (McNemar p = 0.007; HumanEval 102 -> 101) for 13.1 -> 17.6 forward passes per HumanEval hole; 3 gave
+    # 149 and 103 (p = 0.69 against 2) for 22.1.
+    alternatives: int = 2
     span_candidates: int = 3  # span lengths denoised together in one batch (1: only the preferred one)
     reject_parse_errors: bool = True  # drop a completion that adds tree-sitter errors
     # Rank candidates reading a name the document never mentions (`return_int`, a commit that glued two
