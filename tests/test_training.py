@@ -144,6 +144,25 @@ def test_two_stages_train_resume_and_save(tiny, tmp_path):
     assert first[9] != other[9]  # same weights at step 8, other batches
 
 
+def test_languages_keep_only_those_training_documents(tiny, tmp_path, capsys):
+    """`--languages` anneals on a subset; a subset with no documents is a clear error, not an empty run."""
+    root, _, _ = tiny
+    corpus = tmp_path / "corpus"
+    shutil.copytree(root / "corpus", corpus)
+    docs = [json.loads(line) for line in open(corpus / "train.jsonl")]
+    docs[0]["lang"] = "c"  # the tiny corpus is all Python: one C document to leave out
+    (corpus / "train.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    common = ["--corpus", str(corpus), "--tokenizer", str(root / "tok.json"), "--batch", "2",
+              "--seq-len", "160", "--n-layer", "2", "--d-model", "32", "--n-head", "2", "--threads", "1",
+              "--eval-every", "1", "--max-steps", "1"]
+    train_main(["--stage", "ar", "--out", str(tmp_path / "py"), "--languages", "python", *common])
+    assert f" {len(docs) - 1} train docs" in capsys.readouterr().err
+    train_main(["--stage", "ar", "--out", str(tmp_path / "all"), *common])
+    assert f" {len(docs)} train docs" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no training documents .* \\['cobol'\\]"):
+        train_main(["--stage", "ar", "--out", str(tmp_path / "none"), "--languages", "cobol", *common])
+
+
 def test_cooldown_takes_the_rate_linearly_to_zero():
     plain = TrainConfig(lr=1e-3, warmup=10)
     cool = TrainConfig(lr=1e-3, warmup=10, cooldown=(100, 200))

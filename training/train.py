@@ -193,7 +193,10 @@ def train(args) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tok = Tokenizer.from_file(args.tokenizer)
-    docs = [d["text"] for d in load_documents(Path(args.corpus) / "train.jsonl")]
+    docs = [d["text"] for d in load_documents(Path(args.corpus) / "train.jsonl")
+            if not args.languages or d.get("lang") in args.languages]
+    if not docs:
+        raise SystemExit(f"no training documents in {args.corpus} for languages {args.languages}")
     val_docs = [d["text"] for d in load_documents(Path(args.corpus) / "val.jsonl")]
     state = {"step": 0, "tokens": 0, "train_seconds": 0.0, "best_val": float("inf"), "stage": cfg.stage}
     val_set = val_set_id(val_docs)
@@ -313,6 +316,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="bf16 autocast or fp32 matrix multiplies; auto: bf16 where this CPU runs it faster")
     p.add_argument("--compile", action="store_true",
                    help="run the loss through torch.compile (needs a C++ compiler; ~15%% faster steps)")
+    p.add_argument("--languages", nargs="+", default=None, metavar="LANG",
+                   help="train only on documents of these corpus languages (e.g. python, for an anneal on the "
+                        "language most requests are in); validation keeps the whole split, so losses compare")
     p.add_argument("--seed", type=int, default=None,
                    help=f"data order (default: the resumed run's, else {TrainConfig.seed})")
     p.add_argument("--max-steps", type=int, default=None)
