@@ -126,6 +126,8 @@ class CompileCheck:
         self.eol = text.find("\n", offset)  # -1: the cursor is on the last line
         self.rest_of_line = text[offset:len(text) if self.eol == -1 else self.eol]
         self.memo: dict[str, int] = {}
+        self.blank_line = not (text[self.line_start:offset] + self.rest_of_line).strip()
+        self.header_memo: dict[str, int | None] = {}  # by indentation: see before_header
 
     def block_for(self, indent: int) -> _Block | None:
         """The block a line indented by `indent` is compiled in: the outermost def it lies in."""
@@ -174,13 +176,30 @@ class CompileCheck:
                 return NEUTRAL
             if padded not in (None, -1):
                 after, added = padded, added + 1
-        if block.before == 0:
+        before = self.before_header(block, lines[0]) if self.blank_line else block.before
+        if before == 0:
             return BREAKS
         if after > block.cursor_line + added:  # below the insertion: back to the lines' numbers without it
             after -= added
         elif after >= block.cursor_line:
             after = block.cursor_line
-        return BREAKS if block.before >= block.cursor_line and after < block.before else NEUTRAL
+        return BREAKS if before >= block.cursor_line and after < before else NEUTRAL
+
+    def before_header(self, block: _Block, line: str) -> int | None:
+        """How the block compiles with a neutral header (`if 1:`) at the candidate's indentation on
+        the cursor's blank line, where that does better than the bare hole. An emptied line above
+        deeper lines leaves them orphaned, so the bare hole fails right under the cursor and any
+        candidate looks no worse; if a header there makes the block compile, the line must be a
+        header that compiles, and a `try:` without a handler or a plain statement (`x = 1`) over
+        the body cannot be it."""
+        lead = line[:len(line) - len(line.lstrip(" \t"))]
+        if lead not in self.header_memo:
+            self.header_memo[lead] = compile_error_line(block.head + lead[self.offset - self.line_start:] + "if 1:"
+                                                        + block.tail)
+        header = self.header_memo[lead]
+        if header is None or header == -1 or block.before in (None, -1, 0):
+            return block.before
+        return header if header == 0 or header > block.before else block.before
 
 
 def compile_check(text: str, offset: int, max_chars: int = MAX_BLOCK_CHARS) -> CompileCheck:

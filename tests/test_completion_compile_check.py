@@ -20,15 +20,22 @@ def verdicts(doc: str, *candidates: str, **kwargs) -> list[int]:
 
 
 HEADER_HOLE = "import os\n\ndef f(xs):\n    total = 0\n|\n        total += x\n    return total\n\nprint(f([1]))\n"
+BROKEN_HEADER_HOLE = "def f(xs):\n    total = 0\n|\n        total += x\n    print(total)\n    y = [1,\n"
 STATEMENT_HOLE = "def f(xs):\n    total = 0\n|\n    return total\n"
 
 
 @pytest.mark.parametrize("doc, candidate, verdict", [
     # the emptied line headed the deeper lines: only a header compiles, a broken line is worse
     (HEADER_HOLE, "    for x in xs:", COMPILES),
-    (HEADER_HOLE, "    x = 1", NEUTRAL),
     (HEADER_HOLE, "    if x:::", BREAKS),
-    (HEADER_HOLE, "    try:", NEUTRAL),  # fails further down (no handler): not worse than the hole
+    # a neutral header there compiles the block, so the line is a header that compiles: not these
+    (HEADER_HOLE, "    x = 1", BREAKS),
+    (HEADER_HOLE, "    try:", BREAKS),  # no handler below the body
+    (HEADER_HOLE, "    # loop", NEUTRAL),
+    # ... also when the function is broken further down (mid-edit): they fail before that break
+    (BROKEN_HEADER_HOLE, "    try:", BREAKS),
+    (BROKEN_HEADER_HOLE, "    x = 1", BREAKS),
+    (BROKEN_HEADER_HOLE, "    for x in xs:", NEUTRAL),
     # a complete function: what CPython refuses here is dropped
     (STATEMENT_HOLE, "    total += 1", COMPILES),
     (STATEMENT_HOLE, "    else:", BREAKS),
