@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="run the loss through torch.compile (needs a C++ compiler; ~15%% faster steps)")
     p.add_argument("--languages", nargs="+", default=None, metavar="LANG",
                    help="train only on documents of these corpus languages (e.g. python, for an anneal on the "
-                        "language most requests are in); validation keeps the whole split, so losses compare")
+                        "language most requests are in; pass it again on every resume); validation keeps the "
+                        "whole split, so losses compare")
     p.add_argument("--seed", type=int, default=None,
                    help=f"data order (default: the resumed run's, else {TrainConfig.seed})")
     p.add_argument("--max-steps", type=int, default=None)
