@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 
 from completion.blocks import compile_error_line, indent_width, is_code_line
+from completion.indent import leading
 
 BREAKS, NEUTRAL, COMPILES = 0, 1, 2
 MAX_BLOCK_CHARS = 16_000  # ~400 lines: ~2 ms a compile; larger blocks are not checked
@@ -101,7 +102,7 @@ def enclosing_defs(text: str, offset: int, max_chars: int = MAX_BLOCK_CHARS) -> 
 
 
 def _body_indent(line: str) -> str:
-    lead = line[:len(line) - len(line.lstrip(" \t"))]
+    lead = leading(line)
     return lead + ("\t" if lead.startswith("\t") else "    ")
 
 
@@ -191,15 +192,18 @@ class CompileCheck:
         deeper lines leaves them orphaned, so the bare hole fails right under the cursor and any
         candidate looks no worse; if a header there makes the block compile, the line must be a
         header that compiles, and a `try:` without a handler or a plain statement (`x = 1`) over
-        the body cannot be it."""
-        lead = line[:len(line) - len(line.lstrip(" \t"))]
+        the body cannot be it. Asked only where the bare hole failed (verdict returns earlier
+        when it could not be compiled), so a complete file costs no extra compile."""
+        if block.before == 0:
+            return 0
+        lead = leading(line)
         if lead not in self.header_memo:
             self.header_memo[lead] = compile_error_line(block.head + lead[self.offset - self.line_start:] + "if 1:"
                                                         + block.tail)
         header = self.header_memo[lead]
-        if header is None or header == -1 or block.before in (None, -1, 0):
-            return block.before
-        return header if header == 0 or header > block.before else block.before
+        if header == 0 or (header not in (None, -1) and header > block.before):
+            return header
+        return block.before
 
 
 def compile_check(text: str, offset: int, max_chars: int = MAX_BLOCK_CHARS) -> CompileCheck:
